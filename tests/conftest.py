@@ -1,0 +1,239 @@
+"""Shared fixtures: the app on SQLite and PostgreSQL, a TeamViewer sandbox over HTTP, a real SMTP server."""
+import json
+import os
+import re
+import socket
+import time
+import uuid
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from tvwidget import create_app
+from tvwidget.extensions import db
+from tvwidget.sandbox import create_sandbox_app
+
+from .live import serve
+
+EMBED_SECRET = "test-embed-secret-0123456789abcdef-0123456789"
+HOST_API_KEY = "test-host-api-key-0123456789abcdef"
+SANDBOX_TOKEN = "sandbox-test-token-1234"
+POSTGRES_URL = os.environ.get("TVWIDGET_TEST_POSTGRES_URL")
+REQUIRE_ALL = os.environ.get("TVWIDGET_REQUIRE_ALL") == "1"
+
+
+def skip_or_fail(reason: str):
+    """Skip with ``reason``, or fail when CI demands every test run (TVWIDGET_REQUIRE_ALL=1)."""
+    if REQUIRE_ALL:
+        pytest.fail(f"required but unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request, tmp_path):
+    """Yield an empty database on each engine the suite runs against."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tvwidget.db'}"
+        return
+    if not POSTGRES_URL:
+        skip_or_fail("PostgreSQL tests need TVWIDGET_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    name = f"tvwidget_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url():
+    """A TeamViewer sandbox served over real HTTP on 127.0.0.1."""
+    with serve(create_sandbox_app()) as base_url:
+        yield base_url + "/api/v1"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Mailbox:
+    """Messages received by a real SMTP server on loopback."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int = 1, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; ``.messages`` holds what it received."""
+    mailbox = Mailbox()
+    mailbox.port = free_port()  # aiosmtpd's controller cannot start on port 0
+    controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port)
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def app_factory(database_url, sandbox_url, smtp):
+    """Return a function building a tvwidget app with test settings (plus overrides)."""
+    made = []
+
+    def make(**overrides):
+        config = {
+            "ENV": "development",
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key-0123456789abcdef-0123456789",
+            "EMBED_SECRET": EMBED_SECRET,
+            "HOST_API_KEY": HOST_API_KEY,
+            "ENCRYPTION_KEYS": "Ws0dQ7C4Ho3T9pvf9_kS7OTZHJxmRvqm2JhTn2v9h3E=",
+            "FRAME_ANCESTORS": "https://helpdesk.example",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "TEAMVIEWER_API_URL": sandbox_url,
+            "TEAMVIEWER_READ_TIMEOUT": 3.0,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": smtp.port,
+            "MAIL_DEFAULT_SENDER": "support@helpdesk.example",
+            "SMTP_TIMEOUT": 3,
+            "COMPANY_NAME": "Example Corp",
+        } | overrides
+        app = create_app(config)
+        with app.app_context():
+            db.create_all()
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def connect(app, token: str = SANDBOX_TOKEN, group: str = "BOSS") -> None:
+    """Store a connected integration directly (the admin form is tested on its own)."""
+    from tvwidget import secrets
+    from tvwidget.models import IntegrationSettings, utcnow
+
+    with app.app_context():
+        db.session.merge(IntegrationSettings(
+            id=1, token_ciphertext=secrets.encrypt(token), token_last4=token[-4:], group_name=group,
+            account_name="Sandbox Supporter", connected_by_id="admin-1", connected_by_name="Admin",
+            connected_at=utcnow()))
+        db.session.commit()
+
+
+@pytest.fixture
+def connected_app(app):
+    connect(app)
+    return app
+
+
+def ticket_claim(ticket_id="T-1", **fields):
+    return {
+        "id": ticket_id, "subject": "Outlook crashes on start",
+        "requester": {"name": "John Doe", "email": "john.doe@example.com"},
+        "category": "PC", "type": "Incident", "priority": "High", "source": "Email", "status": "open",
+    } | fields
+
+
+def make_token(secret=EMBED_SECRET, algorithm="HS256", **claims):
+    """Return a launch token as a host signs it; ``claims`` override the defaults (None drops one)."""
+    now = int(time.time())
+    payload = {
+        "aud": "tvwidget", "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex,
+        "sub": "agent-1", "name": "Alex Morgan", "email": "alex@helpdesk.example", "role": "agent",
+        "locale": "en", "tz": "Asia/Tokyo", "ticket": ticket_claim(),
+    }
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+CREDENTIAL_RE = re.compile(r"hx-headers='([^']*)'")
+
+
+def credential_of(html: str) -> str:
+    """Return the widget credential the page hands to htmx."""
+    match = CREDENTIAL_RE.search(html)
+    assert match, "widget page carries no credential"
+    return json.loads(match.group(1))["X-TVWidget-Credential"]
+
+
+class Widget:
+    """Drive one launched widget the way htmx does: credential header, HX-Request, same-origin."""
+
+    def __init__(self, client, html: str):
+        self.client = client
+        self.html = html
+
+    @property
+    def credential(self):
+        return credential_of(self.html)
+
+    def post(self, action: str, data=None, **headers):
+        response = self.client.post(
+            f"/embed/widget/{action}", data=data or {},
+            headers={"X-TVWidget-Credential": self.credential, "HX-Request": "true",
+                     "Sec-Fetch-Site": "same-origin"} | headers)
+        if response.headers.get("Content-Type", "").startswith("text/html") and "hx-headers" in response.text:
+            self.html = response.text
+        return response
+
+    def play(self):
+        key = re.search(r'"idempotency_key": "([0-9a-f]{32})"', self.html)
+        return self.post("play", {"idempotency_key": key.group(1)} if key else {})
+
+    def stop(self):
+        return self.post("stop")
+
+    def state(self) -> str:
+        return re.search(r'data-tvwidget-state="([a-z]+)"', self.html).group(1)
+
+    def field(self, name: str) -> str:
+        match = re.search(rf'data-tvwidget-field="{name}"[^>]*>([^<]*)<', self.html)
+        return match.group(1).strip() if match else None
+
+
+@pytest.fixture
+def launch(client):
+    """Return a function that launches the widget with a fresh token and returns a Widget."""
+    def do(**claims):
+        response = client.get("/embed/widget", query_string={"token": make_token(**claims)})
+        assert response.status_code == 200, response.text
+        return Widget(client, response.text)
+    return do

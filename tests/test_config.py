@@ -1,0 +1,83 @@
+"""Configuration from TVWIDGET_* variables and the production start-up checks."""
+import pytest
+from cryptography.fernet import Fernet
+
+from tvwidget import create_app
+from tvwidget.config import ConfigError
+
+GOOD = {
+    "TVWIDGET_ENV": "production",
+    "TVWIDGET_SECRET_KEY": "s" * 40,
+    "TVWIDGET_EMBED_SECRET": "e" * 40,
+    "TVWIDGET_HOST_API_KEY": "1234567890123456789012345678",  # all digits: must stay text
+    "TVWIDGET_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    "TVWIDGET_FRAME_ANCESTORS": "https://helpdesk.example https://*.helpdesk.example",
+    "TVWIDGET_MAIL_DEFAULT_SENDER": "support@helpdesk.example",
+}
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    for key, value in GOOD.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TVWIDGET_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path}/c.db")
+    return monkeypatch
+
+
+def test_production_settings_come_from_the_environment(env):
+    app = create_app()
+    assert app.config["HOST_API_KEY"] == GOOD["TVWIDGET_HOST_API_KEY"]
+    assert app.config["TEAMVIEWER_API_URL"] == "https://webapi.teamviewer.com/api/v1"
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize("key", ["TVWIDGET_SECRET_KEY", "TVWIDGET_EMBED_SECRET", "TVWIDGET_HOST_API_KEY",
+                                 "TVWIDGET_ENCRYPTION_KEYS", "TVWIDGET_FRAME_ANCESTORS",
+                                 "TVWIDGET_MAIL_DEFAULT_SENDER"])
+def test_missing_secret_in_production_stops_start_up_naming_it(env, key):
+    env.delenv(key)
+    with pytest.raises(ConfigError, match=key):
+        create_app()
+
+
+@pytest.mark.parametrize("key, value", [
+    ("TVWIDGET_ENCRYPTION_KEYS", "not-a-fernet-key"),
+    ("TVWIDGET_EMBED_SECRET", "short"),
+    ("TVWIDGET_FRAME_ANCESTORS", "javascript:alert(1)"),
+    ("TVWIDGET_TEAMVIEWER_API_URL", "http://webapi.teamviewer.com/api/v1"),
+    ("TVWIDGET_DEFAULT_LOCALE", "fr"),
+    ("TVWIDGET_ENV", "staging"),
+])
+def test_malformed_setting_stops_start_up_naming_it(env, key, value):
+    env.setenv(key, value)
+    with pytest.raises(ConfigError, match=key):
+        create_app()
+
+
+def test_development_default_just_works(monkeypatch, tmp_path):
+    for key in GOOD:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TVWIDGET_ENV", "development")
+    monkeypatch.setenv("TVWIDGET_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path}/d.db")
+    app = create_app()
+    assert app.config["EMBED_SECRET"] and app.config["ENCRYPTION_KEYS"]
+
+
+def test_init_app_mounts_tvwidget_in_a_host_app(tmp_path):
+    from flask import Flask
+
+    from tvwidget import init_app
+
+    host = Flask("host")
+
+    @host.get("/")
+    def home():
+        return "host home"
+
+    init_app(host, {"ENV": "development", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/h.db"})
+    client = host.test_client()
+    assert client.get("/").text == "host home"
+    assert "Content-Security-Policy" not in client.get("/").headers  # tvwidget leaves the host's pages alone
+    assert client.get("/embed/widget").status_code == 401
+    with client.get("/static/tvwidget/tvwidget.css") as stylesheet:
+        assert stylesheet.status_code == 200

@@ -1,0 +1,202 @@
+"""The widget end to end over the sandbox: play, details, email, stop, comment, guard (F2-F8)."""
+import re
+
+import sqlalchemy as sa
+from freezegun import freeze_time
+
+from tvwidget.extensions import db
+from tvwidget.models import AuditEvent, Comment, ServiceCase
+
+from .conftest import HOST_API_KEY, connect
+
+API = {"Authorization": f"Bearer {HOST_API_KEY}"}
+CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
+
+
+def test_disconnected_widget_says_so_and_offers_no_play(client, launch):
+    widget = launch()
+    assert widget.state() == "disconnected"
+    assert 'data-tvwidget-action="play"' not in widget.html
+    assert "Ask an administrator to connect TeamViewer" in widget.html
+
+
+def test_disconnected_widget_tells_admins_where_to_connect(client, launch):
+    widget = launch(role="admin")
+    assert "paste a TeamViewer script token" in widget.html
+
+
+def test_idle_widget_shows_enabled_play(connected_app, launch):
+    widget = launch()
+    assert widget.state() == "idle"
+    assert re.search(r'<button[^>]*data-tvwidget-action="play"(?![^>]*\sdisabled[\s>=])', widget.html)
+
+
+def test_play_opens_a_case_with_code_links_and_expiry(connected_app, launch, smtp):
+    widget = launch()
+    response = widget.play()
+    assert response.status_code == 200
+    assert widget.state() == "open"
+    assert CODE_RE.match(widget.field("session-code"))
+    assert re.search(r'data-tvwidget-field="valid-until" datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"', widget.html)
+    supporter = re.search(r'<a data-tvwidget-field="supporter-link" href="([^"]+)" target="_blank" rel="noopener', widget.html)
+    customer = re.search(r'<a data-tvwidget-field="customer-link" href="([^"]+)"', widget.html)
+    assert supporter and customer and supporter.group(1) != customer.group(1)
+    assert 'data-tvwidget-action="stop"' in widget.html
+    assert response.headers["Vary"] == "HX-Request"
+    assert "<html" not in response.text  # an htmx fragment, not a page
+
+
+def test_play_records_the_case_with_ticket_snapshot_and_audit(connected_app, launch):
+    launch(ticket={"id": "T-9", "subject": "VPN", "category": "Network", "priority": "Urgent",
+                   "requester": {"name": "Ann", "email": "ann@example.com"}}).play()
+    with connected_app.app_context():
+        case = db.session.scalar(sa.select(ServiceCase))
+        assert (case.ticket_id, case.state, case.ticket_category, case.ticket_priority) == ("T-9", "open", "Network", "Urgent")
+        assert case.group_name == "BOSS" and case.opened_by_id == "agent-1"
+        kinds = db.session.scalars(sa.select(AuditEvent.kind)).all()
+        assert "case_opened" in kinds and "email_sent" in kinds
+
+
+def test_play_emails_the_requester_the_customer_link_not_the_supporter_link(connected_app, launch, smtp):
+    widget = launch()
+    widget.play()
+    customer = re.search(r'data-tvwidget-field="customer-link" href="([^"]+)"', widget.html).group(1)
+    supporter = re.search(r'data-tvwidget-field="supporter-link" href="([^"]+)"', widget.html).group(1)
+    (envelope,) = smtp.wait_for(1)
+    assert envelope.rcpt_tos == ["john.doe@example.com"]
+    raw = envelope.content.decode()
+    assert customer in raw and supporter not in raw
+    assert 'data-status="sent"' in widget.html
+
+
+def test_mail_down_keeps_the_case_and_shows_email_failed(app_factory, launch):
+    app = app_factory(MAIL_PORT=1)  # nothing listens on port 1
+    connect(app)
+    client = app.test_client()
+    from .conftest import Widget, make_token
+    widget = Widget(client, client.get("/embed/widget", query_string={"token": make_token()}).text)
+    response = widget.play()
+    assert response.status_code == 200
+    assert widget.state() == "open"
+    assert 'data-tvwidget-field="email-status" data-status="failed"' in widget.html
+    assert 'role="alert"' in widget.html
+    with app.app_context():
+        assert db.session.scalar(sa.select(ServiceCase.state)) == "open"
+        assert "email_failed" in db.session.scalars(sa.select(AuditEvent.kind)).all()
+
+
+def test_ticket_without_valid_requester_address_still_opens_a_case(connected_app, launch, smtp):
+    from .conftest import ticket_claim
+    widget = launch(ticket=ticket_claim(requester={"name": "No Mail", "email": "not-an-address"}))
+    widget.play()
+    assert widget.state() == "open"
+    assert "no valid requester address" in widget.html
+    assert smtp.messages == []
+
+
+def test_second_press_shows_the_existing_case(connected_app, launch):
+    first, second = launch(), launch(sub="agent-2", name="Bo")
+    first.play()
+    second.play()
+    assert first.field("session-code") == second.field("session-code")
+    with connected_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ServiceCase)) == 1
+
+
+def test_same_click_twice_is_one_case(connected_app, launch):
+    widget = launch()
+    html = widget.html
+    widget.play()
+    widget.html = html  # the same button, same idempotency key, pressed again
+    widget.play()
+    with connected_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ServiceCase)) == 1
+
+
+def test_stop_closes_case_and_comments_start_end_duration(connected_app, launch, client):
+    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+        widget = launch()
+        widget.play()
+        code = widget.field("session-code")
+        frozen.move_to("2026-11-24 01:12:34")
+        response = widget.stop()
+    assert response.status_code == 200
+    assert widget.state() == "idle"
+    assert 'data-tvwidget-action="play"' in widget.html
+    comments = client.get("/api/v1/tickets/T-1/comments", headers=API).get_json()["comments"]
+    assert len(comments) == 1
+    body = comments[0]["body"]
+    assert code in body and "Alex Morgan" in body
+    assert "Start: Nov 24, 2026, 10:00:00" in body  # Asia/Tokyo, the token's tz
+    assert "End: Nov 24, 2026, 10:12:34" in body
+    assert "Duration: 0:12:34" in body
+
+
+def test_stop_closes_the_session_at_teamviewer(connected_app, launch, sandbox_url):
+    import requests
+
+    widget = launch()
+    widget.play()
+    code = widget.field("session-code")
+    widget.stop()
+    remote = requests.get(f"{sandbox_url}/sessions/{code}", headers={"Authorization": "Bearer sandbox-x"}, timeout=5)
+    assert remote.json()["state"].lower() == "closed"
+
+
+def test_two_stops_write_one_comment(connected_app, launch):
+    first = launch()
+    first.play()
+    second = launch()
+    first.stop()
+    response = second.stop()
+    assert 'role="alert"' in second.html and "no open service case" in second.html
+    assert response.status_code == 409
+    with connected_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 1
+
+
+def test_close_guard_refuses_while_case_is_open_and_releases_after_stop(connected_app, launch, client):
+    widget = launch()
+    widget.play()
+    code = widget.field("session-code")
+    refused = client.post("/api/v1/tickets/T-1/close", headers=API)
+    assert refused.status_code == 409
+    body = refused.get_json()
+    assert body["error"] == "active_service_case" and code in body["message"]
+    assert body["service_case"]["code"] == code
+    widget.stop()
+    assert client.post("/api/v1/tickets/T-1/close", headers=API).status_code == 200
+
+
+def test_expired_case_enables_play_releases_guard_and_is_recorded(connected_app, launch, client):
+    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+        widget = launch()
+        widget.play()
+        code = widget.field("session-code")
+        frozen.move_to("2026-11-25 01:00:01")  # sandbox sessions live exactly 24 h
+        refreshed = launch()
+        assert refreshed.state() == "expired"
+        assert 'data-tvwidget-action="play"' in refreshed.html
+        assert client.get("/api/v1/tickets/T-1/service-case", headers=API).status_code == 404
+        assert client.post("/api/v1/tickets/T-1/close", headers=API).status_code == 200
+    comments = client.get("/api/v1/tickets/T-1/comments", headers=API).get_json()["comments"]
+    assert [c["kind"] for c in comments] == ["expired"] and code in comments[0]["body"]
+
+
+def test_play_after_expiry_opens_a_new_case(connected_app, launch):
+    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+        widget = launch()
+        widget.play()
+        old = widget.field("session-code")
+        frozen.move_to("2026-11-25 02:00:00")
+        widget = launch()
+        assert widget.state() == "expired"
+        widget.play()
+        assert widget.state() == "open" and widget.field("session-code") != old
+
+
+def test_japanese_widget_uses_seed_terms(connected_app, launch):
+    widget = launch(locale="ja")
+    widget.play()
+    for term in ("セッションコード", "有効期限", "サポータリンク", "カスタマーリンク", "停止"):
+        assert term in widget.html, term

@@ -1,0 +1,67 @@
+"""tvwidget: TeamViewer remote support inside a helpdesk ticket, as a Flask plugin.
+
+``create_app()`` builds a standalone app; ``init_app(app)`` adds tvwidget to a
+host's Flask app.  Both run the same code.
+"""
+from flask import Flask
+
+from . import config as config_module
+from .paths import asset_dir
+
+__all__ = ["create_app", "init_app"]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Return the standalone tvwidget application."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None,
+                template_folder=asset_dir("templates"))
+    init_app(app, config)
+    return app
+
+
+def init_app(app: Flask, config: dict | None = None) -> None:
+    """Register tvwidget's configuration, extensions, blueprints and commands on ``app``."""
+    for key, value in config_module.defaults(app.instance_path).items():
+        # Fill what neither the host nor Flask's own defaults decided.
+        if app.config.get(key, value) == app.default_config.get(key, value):
+            app.config[key] = value
+    config_module.load(app.config, config)
+    _register_extensions(app)
+    _register_blueprints(app)
+    _register_commands(app)
+
+
+def _register_extensions(app: Flask) -> None:
+    from . import database, i18n
+    from .extensions import csrf, db, mail, migrate
+
+    database.configure(app)
+    db.init_app(app)
+    database.attach(app)
+    migrate.init_app(app, db, directory=asset_dir("migrations"))
+    mail.init_app(app)
+    csrf.init_app(app)
+    i18n.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .extensions import csrf
+    from .views import admin, api, widget
+
+    # The widget authenticates every change with its header credential and the
+    # host API with its bearer key; neither has a cookie session for CSRF.
+    csrf.exempt(widget.bp)
+    csrf.exempt(api.bp)
+    app.register_blueprint(widget.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
+    if app.config["ENV"] == "demo":
+        from .views import demo
+
+        app.register_blueprint(demo.bp)
+
+
+def _register_commands(app: Flask) -> None:
+    from .cli import cli
+
+    app.cli.add_command(cli)

@@ -1,0 +1,323 @@
+"""Service-case rules (F3, F6, F7, F8): start, stop, expire, and the close-ticket guard.
+
+Starting a case calls TeamViewer, which no database transaction can cover, so
+it runs in atomic phases (RELIABILITY decision 9): commit a ``creating`` row
+that claims the ticket's single slot, call TeamViewer, then record ``open`` or
+``failed``.  The partial unique index makes the claim race-free across
+processes.  These functions therefore commit at their phase boundaries.
+"""
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from babel.dates import format_datetime as babel_format_datetime
+from flask import current_app
+from flask_babel import force_locale, gettext, lazy_gettext as _l
+from sqlalchemy.exc import IntegrityError
+
+from . import audit, integration, mail
+from .extensions import db
+from .host import Agent
+from .models import CREATING_STALE_AFTER, CaseState, Comment, ServiceCase, Ticket, utcnow
+from .secrets import SecretUnreadable
+from .teamviewer import TeamViewerError, TeamViewerNotFound
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VALIDITY = timedelta(hours=24)
+NOT_CONNECTED = _l("TeamViewer is not connected. An administrator must connect it in the tvwidget admin area.")
+TOKEN_UNREADABLE = _l("The stored TeamViewer token cannot be read (the encryption key changed). "
+                      "An administrator must enter the script token again.")
+
+
+class CaseError(Exception):
+    """An action on a service case could not be done; ``message`` is for the agent."""
+
+    def __init__(self, message, kind: str = "error"):
+        super().__init__(str(message))
+        self.message = message
+        self.kind = kind
+
+
+class ActiveServiceCase(Exception):
+    """The ticket cannot be closed: a service case is still valid (F8)."""
+
+    def __init__(self, case: ServiceCase):
+        super().__init__(f"ticket {case.ticket_id} has an active TeamViewer service case {case.code or '(being created)'}")
+        self.case = case
+
+
+def _transition(case: ServiceCase, new_state: str, **values) -> bool:
+    """Move ``case`` to ``new_state`` unless another process already moved it.
+
+    A conditional UPDATE, so that of two concurrent stops (or a stop and an
+    expiry) exactly one wins and writes the comment.
+    """
+    if new_state not in CaseState.TRANSITIONS[case.state]:
+        raise ValueError(f"service case {case.id}: {case.state} -> {new_state} is not allowed")
+    result = db.session.execute(
+        sa.update(ServiceCase)
+        .where(ServiceCase.id == case.id, ServiceCase.state == case.state)
+        .values(state=new_state, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.refresh(case)
+        return False
+    db.session.refresh(case)
+    return True
+
+
+def active_case(ticket_id: str) -> ServiceCase | None:
+    """Return the ticket's case in ``creating`` or ``open`` (the index allows one), valid or not."""
+    return db.session.scalar(
+        sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id,
+                                     ServiceCase.state.in_(CaseState.ACTIVE)))
+
+
+def valid_case(ticket_id: str, now: datetime | None = None) -> ServiceCase | None:
+    """Return the ticket's valid case (F3: at most one), or None."""
+    case = active_case(ticket_id)
+    return case if case is not None and case.is_valid(now or utcnow()) else None
+
+
+def latest_case(ticket_id: str) -> ServiceCase | None:
+    """Return the ticket's newest case that got a TeamViewer session or is getting one."""
+    return db.session.scalar(
+        sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id, ServiceCase.state != CaseState.FAILED)
+        .order_by(ServiceCase.id.desc()).limit(1))
+
+
+def _format_time(value: datetime, locale: str, tz: str) -> str:
+    return babel_format_datetime(value, "medium", tzinfo=ZoneInfo(tz), locale=locale) + f" ({tz})"
+
+
+def format_duration(seconds: float) -> str:
+    """Return ``seconds`` as H:MM:SS."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz: str) -> str:
+    end = case.ended_at
+    with force_locale(locale):
+        if kind == "closed":
+            head = gettext("TeamViewer service case %(code)s closed by %(name)s.", code=case.code, name=actor_name)
+        else:
+            head = gettext("TeamViewer service case %(code)s expired without being stopped.", code=case.code)
+        lines = [
+            head,
+            gettext("Start: %(time)s", time=_format_time(case.opened_at, locale, tz)),
+            gettext("End: %(time)s", time=_format_time(end, locale, tz)),
+            gettext("Duration: %(duration)s", duration=format_duration((end - case.opened_at).total_seconds())),
+        ]
+    return "\n".join(lines)
+
+
+def _add_comment(case: ServiceCase, kind: str, actor: Agent | None) -> Comment:
+    config = current_app.config
+    locale = (actor.locale if actor else None) or config["DEFAULT_LOCALE"]
+    tz = (actor.tz if actor else None) or "UTC"
+    comment = Comment(
+        ticket_id=case.ticket_id, case_id=case.id, kind=kind,
+        body=_comment_body(case, kind, actor.name if actor else "", locale, tz),
+        author_name=actor.name if actor else "tvwidget",
+    )
+    db.session.add(comment)
+    return comment
+
+
+def expire_overdue(now: datetime | None = None, ticket_id: str | None = None, actor: Agent | None = None) -> int:
+    """Record every open case past its ``valid_until`` as expired (F6); return how many."""
+    now = now or utcnow()
+    query = sa.select(ServiceCase).where(ServiceCase.state == CaseState.OPEN, ServiceCase.valid_until <= now)
+    if ticket_id is not None:
+        query = query.where(ServiceCase.ticket_id == ticket_id)
+    count = 0
+    for case in db.session.scalars(query).all():
+        if _transition(case, CaseState.EXPIRED):
+            _add_comment(case, "expired", actor)
+            audit.record("case_expired", actor, ticket_id=case.ticket_id, case_id=case.id, code=case.code)
+            count += 1
+    return count
+
+
+def _fail_abandoned(ticket_id: str, now: datetime) -> None:
+    """Release the slot of a ``creating`` row whose process died mid-call."""
+    case = db.session.scalar(sa.select(ServiceCase).where(
+        ServiceCase.ticket_id == ticket_id, ServiceCase.state == CaseState.CREATING,
+        ServiceCase.opened_at <= now - CREATING_STALE_AFTER))
+    if case is not None and _transition(case, CaseState.FAILED, error="abandoned while creating"):
+        audit.record("case_failed", None, ticket_id=ticket_id, case_id=case.id, error="abandoned while creating",
+                     idempotency_key=case.idempotency_key)
+
+
+def _client_or_raise():
+    row = integration.settings()
+    try:
+        client = integration.connected_client(row)
+    except SecretUnreadable:
+        raise CaseError(TOKEN_UNREADABLE, "not_connected") from None
+    if client is None:
+        raise CaseError(NOT_CONNECTED, "not_connected")
+    return row, client
+
+
+def _wait_for_other(ticket_id: str) -> ServiceCase | None:
+    """Wait while another request finishes creating the ticket's case; return what it became."""
+    config = current_app.config
+    deadline = time.monotonic() + config["TEAMVIEWER_CONNECT_TIMEOUT"] + config["TEAMVIEWER_READ_TIMEOUT"] + 2
+    while True:
+        db.session.rollback()
+        case = active_case(ticket_id)
+        if case is None or case.state != CaseState.CREATING or time.monotonic() > deadline:
+            return case
+        time.sleep(0.1)
+
+
+def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[ServiceCase | None, bool]:
+    """Open a TeamViewer service case for the ticket, or return the one it already has.
+
+    Returns ``(case, created)``; ``created`` is False when another press won.
+    The invitation is queued in the same transaction as the case; the caller
+    sends it (after this function's final commit).
+    """
+    settings_row, client = _client_or_raise()
+    now = utcnow()
+    same_click = db.session.scalar(sa.select(ServiceCase).where(ServiceCase.idempotency_key == idempotency_key))
+    if same_click is not None:
+        if same_click.ticket_id != ticket_id:
+            raise CaseError(_l("This request does not belong to this ticket."), "forbidden")
+        return (_wait_for_other(ticket_id) if same_click.state == CaseState.CREATING else same_click), False
+
+    # Phase 1: claim the ticket's slot.
+    expire_overdue(now, ticket_id, agent)
+    _fail_abandoned(ticket_id, now)
+    ticket = db.session.get(Ticket, ticket_id)
+    case = ServiceCase(
+        ticket=ticket, state=CaseState.CREATING, idempotency_key=idempotency_key,
+        group_name=settings_row.group_name, opened_at=now,
+        opened_by_id=agent.id, opened_by_name=agent.name, opened_by_email=agent.email,
+        ticket_category=ticket.category, ticket_type=ticket.type,
+        ticket_priority=ticket.priority, ticket_source=ticket.source,
+    )
+    db.session.add(case)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return _wait_for_other(ticket_id), False
+
+    # Phase 2: the only step outside the database.
+    try:
+        remote = client.create_session(
+            group_name=case.group_name,
+            description=f"Ticket #{ticket.id}: {ticket.subject}"[:1000],
+            end_customer_name=ticket.requester_name[:100] or None,
+            end_customer_email=ticket.requester_email[:254] or None,
+            custom_api=json.dumps({"ticket_id": ticket.id, "case": idempotency_key}),
+        )
+    except TeamViewerError as exc:
+        _transition(case, CaseState.FAILED, error=f"{exc.kind}: {exc.status or ''}".strip(": "))
+        audit.record("case_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind, status=exc.status)
+        db.session.commit()
+        raise CaseError(exc.message, exc.kind) from None
+
+    # Phase 3: record what TeamViewer made, with the invitation, in one transaction.
+    valid_until = remote.valid_until or now + DEFAULT_VALIDITY
+    _transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
+                end_customer_link=remote.end_customer_link, valid_until=valid_until)
+    audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code)
+    message = mail.queue_invitation(case, agent, agent.locale or current_app.config["DEFAULT_LOCALE"],
+                                    agent.tz or "UTC")
+    if message is None:
+        audit.record("email_not_sent", agent, ticket_id=ticket_id, case_id=case.id, reason="no valid address")
+    db.session.commit()
+    return case, True
+
+
+def send_invitation(case: ServiceCase, agent: Agent | None) -> None:
+    """Send the case's queued invitation and record the outcome."""
+    message = case.email
+    if message is None or message.status == "sent":
+        return
+    sent = mail.send(message)
+    audit.record("email_sent" if sent else "email_failed", agent, ticket_id=case.ticket_id, case_id=case.id,
+                 recipient=message.recipient, error=message.last_error)
+    db.session.commit()
+
+
+def stop_case(ticket_id: str, agent: Agent) -> ServiceCase:
+    """Close the ticket's case at TeamViewer and comment start, end and duration (F7)."""
+    now = utcnow()
+    case = active_case(ticket_id)
+    if case is None:
+        raise CaseError(_l("There is no open service case on this ticket; it may have been stopped in another window."),
+                        "gone")
+    if case.state == CaseState.CREATING:
+        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
+    if not case.is_valid(now):
+        expire_overdue(now, ticket_id, agent)
+        db.session.commit()
+        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+    try:
+        _, client = _client_or_raise()
+    except CaseError as exc:
+        audit.record("case_close_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind)
+        db.session.commit()
+        raise CaseError(_l("TeamViewer is no longer connected (app access was revoked), so service case %(code)s "
+                           "cannot be closed at TeamViewer. An administrator must connect TeamViewer again.",
+                           code=case.code), exc.kind) from None
+    try:
+        client.close_session(case.code)
+        gone_remotely = False
+    except TeamViewerNotFound:
+        gone_remotely = True  # TeamViewer no longer knows the code: nothing left to close there.
+    except TeamViewerError as exc:
+        audit.record("case_close_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind)
+        db.session.commit()
+        raise CaseError(exc.message, exc.kind) from None
+    # The end time is this server's clock after TeamViewer confirmed (SPEC F7).
+    if _transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
+        _add_comment(case, "closed", agent)
+        audit.record("case_closed", agent, ticket_id=ticket_id, case_id=case.id, code=case.code,
+                     unknown_to_teamviewer=gone_remotely)
+    db.session.commit()
+    return case
+
+
+def ensure_ticket_can_close(ticket_id: str) -> None:
+    """Raise ActiveServiceCase while the ticket has a valid case (F8); for hosts mounting the blueprint."""
+    case = valid_case(ticket_id)
+    if case is not None:
+        raise ActiveServiceCase(case)
+
+
+def close_ticket(ticket_id: str) -> None:
+    """Record the host's closing of a ticket, refused while a case is valid (the caller commits)."""
+    expire_overdue(ticket_id=ticket_id)
+    ensure_ticket_can_close(ticket_id)
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        ticket = Ticket(id=ticket_id)
+        db.session.add(ticket)
+    ticket.status = "closed"
+    ticket.closed_at = utcnow()
+
+
+def case_json(case: ServiceCase) -> dict:
+    """Return the case as the host API shows it."""
+    def iso(value):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return {
+        "code": case.code,
+        "state": case.state,
+        "valid_until": iso(case.valid_until),
+        "supporter_link": case.supporter_link,
+        "end_customer_link": case.end_customer_link,
+        "opened_at": iso(case.opened_at),
+        "opened_by": {"id": case.opened_by_id, "name": case.opened_by_name, "email": case.opened_by_email},
+    }

@@ -1,0 +1,145 @@
+"""Configuration: defaults, ``TVWIDGET_*`` environment variables and start-up checks."""
+import base64
+import hashlib
+import os
+import re
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+
+ENVIRONMENTS = ("production", "development", "demo")
+REAL_TEAMVIEWER_API = "https://webapi.teamviewer.com/api/v1"
+
+# Settings that hold text even when their value happens to parse as JSON
+# (``from_prefixed_env`` would turn an all-digit API key into an int).
+TEXT_SETTINGS = (
+    "ENV", "SECRET_KEY", "EMBED_SECRET", "HOST_API_KEY", "ENCRYPTION_KEYS",
+    "FRAME_ANCESTORS", "COMPANY_NAME", "DEFAULT_LOCALE", "TEAMVIEWER_API_URL",
+    "MAIL_USERNAME", "MAIL_PASSWORD", "HOST_WEBHOOK_URL",
+)
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _dev_secret(purpose: str) -> str:
+    # Fixed, public development values: only ever used outside production.
+    return hashlib.sha256(f"tvwidget-development-{purpose}".encode()).hexdigest()
+
+
+def _dev_fernet_key() -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(b"tvwidget-development-fernet").digest()).decode()
+
+
+def defaults(instance_path: str) -> dict:
+    """Return the settings used when neither the host nor the environment gives one."""
+    return {
+        "ENV": "production",
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "tvwidget.db"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "TEAMVIEWER_API_URL": REAL_TEAMVIEWER_API,
+        # About 10 s in all: create (never retried) <= 6 s; a GET/PUT with its
+        # one retry <= 2 x 6 s plus back-off.
+        "TEAMVIEWER_CONNECT_TIMEOUT": 2.0,
+        "TEAMVIEWER_READ_TIMEOUT": 4.0,
+        "TEAMVIEWER_RETRIES": 1,
+        "FRAME_ANCESTORS": "",
+        "COMPANY_NAME": "Helpdesk",
+        "DEFAULT_LOCALE": "en",
+        "WIDGET_CREDENTIAL_MAX_AGE": 3600,
+        "LAUNCH_TOKEN_LEEWAY": 10,
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+        "MAIL_DEFAULT_SENDER": None,
+        # Flask-Mail would suppress sending whenever TESTING is on; tvwidget decides explicitly.
+        "MAIL_SUPPRESS_SEND": False,
+        "MAIL_TIMEOUT": 10,
+        "SMTP_TIMEOUT": 10,
+        "BABEL_TRANSLATION_DIRECTORIES": "translations",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_NAME": "tvwidget_admin",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": 3600,
+    }
+
+
+def development_values() -> dict:
+    """Return the secrets a development or demo run uses when none are set."""
+    return {
+        "SECRET_KEY": _dev_secret("secret-key"),
+        "EMBED_SECRET": _dev_secret("embed-secret"),
+        "HOST_API_KEY": _dev_secret("host-api-key"),
+        "ENCRYPTION_KEYS": _dev_fernet_key(),
+        "FRAME_ANCESTORS": "'self' http://localhost:* http://127.0.0.1:*",
+        "MAIL_DEFAULT_SENDER": "tvwidget@localhost",
+    }
+
+
+def load(config, overrides: dict | None = None) -> None:
+    """Apply ``TVWIDGET_*`` variables and ``overrides``, fill development defaults, then check."""
+    config.from_prefixed_env("TVWIDGET")
+    config.update(overrides or {})
+    for key in TEXT_SETTINGS:
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            config[key] = os.environ.get(f"TVWIDGET_{key}", str(value))
+    env = config.get("ENV")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"TVWIDGET_ENV must be one of {', '.join(ENVIRONMENTS)} (got {env!r}).")
+    if env != "production":
+        for key, value in development_values().items():
+            if not config.get(key):
+                config[key] = value
+    if env == "demo":
+        # The demo has no mail server: invitations are built, stored and shown on its outbox page.
+        config["MAIL_SUPPRESS_SEND"] = True
+    else:
+        config["SESSION_COOKIE_SECURE"] = True
+    check(config)
+
+
+def _require(config, key: str, problems: list, min_length: int = 1) -> str:
+    value = config.get(key) or ""
+    if not value:
+        problems.append(f"TVWIDGET_{key} is missing.")
+    elif len(value) < min_length:
+        problems.append(f"TVWIDGET_{key} must be at least {min_length} characters long.")
+    return value
+
+
+_ORIGIN_RE = re.compile(r"^(https?://[A-Za-z0-9.*-]+(:(\d{1,5}|\*))?|'self')$")
+
+
+def check(config) -> None:
+    """Raise ConfigError naming every missing or malformed setting."""
+    problems: list[str] = []
+    _require(config, "SECRET_KEY", problems, 32)
+    _require(config, "EMBED_SECRET", problems, 32)
+    _require(config, "HOST_API_KEY", problems, 24)
+    keys = _require(config, "ENCRYPTION_KEYS", problems)
+    for position, key in enumerate(k.strip() for k in keys.split(",") if k.strip()):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            problems.append(f"TVWIDGET_ENCRYPTION_KEYS: key {position + 1} is not a valid Fernet key "
+                            "(make one with: python -c 'from cryptography.fernet import Fernet; "
+                            "print(Fernet.generate_key().decode())').")
+    ancestors = _require(config, "FRAME_ANCESTORS", problems)
+    for origin in ancestors.split():
+        if not _ORIGIN_RE.match(origin):
+            problems.append(f"TVWIDGET_FRAME_ANCESTORS: {origin!r} is not an origin like https://helpdesk.example.com.")
+    api = urlsplit(config.get("TEAMVIEWER_API_URL") or "")
+    if api.scheme not in ("http", "https") or not api.netloc:
+        problems.append("TVWIDGET_TEAMVIEWER_API_URL must be an http(s) URL such as " + REAL_TEAMVIEWER_API + ".")
+    elif config["ENV"] == "production" and api.scheme != "https":
+        problems.append("TVWIDGET_TEAMVIEWER_API_URL must use https in production.")
+    if config["ENV"] == "production" and not config.get("MAIL_DEFAULT_SENDER"):
+        problems.append("TVWIDGET_MAIL_DEFAULT_SENDER is missing (the invitation email's From address).")
+    if config.get("DEFAULT_LOCALE") not in ("en", "ja"):
+        problems.append("TVWIDGET_DEFAULT_LOCALE must be 'en' or 'ja'.")
+    if problems:
+        hint = "" if config["ENV"] != "production" else (
+            " (For a local try-out set TVWIDGET_ENV=development, which supplies development values.)")
+        raise ConfigError("tvwidget cannot start: " + " ".join(problems) + hint)

@@ -1,0 +1,49 @@
+"""Database engine settings: SQLite in WAL mode with a busy timeout and write-ahead locking."""
+import os
+
+import sqlalchemy as sa
+from flask import Flask, has_request_context, request
+
+from .extensions import db
+
+SQLITE_BUSY_TIMEOUT_MS = 15000
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def configure(app: Flask) -> None:
+    """Prepare the engine options before Flask-SQLAlchemy creates the engine."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        options.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    elif uri.startswith("postgresql"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
+
+
+def attach(app: Flask) -> None:
+    """Hook tvwidget's own engine (never a host's) once Flask-SQLAlchemy made it."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect(dbapi_connection, connection_record):
+    # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own
+    # transaction handling would start them too late to take the write lock).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection):
+    # A request that may write takes SQLite's write lock up front, so racing
+    # writers queue on the busy timeout instead of failing with "database is
+    # locked" when a read transaction tries to become a write transaction.
+    reading = has_request_context() and request.method in READ_ONLY_METHODS
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")

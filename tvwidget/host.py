@@ -1,0 +1,203 @@
+"""The host contract: launch tokens, the widget credential and ticket snapshots."""
+import hashlib
+import hmac
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jwt
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import Ticket, UsedLaunchToken, utcnow
+
+AUDIENCE = "tvwidget"
+MAX_TOKEN_BYTES = 8192
+MAX_LIFETIME = 3600
+TICKET_FIELDS = ("category", "type", "priority", "source", "status")
+
+
+class LaunchError(Exception):
+    """The launch token or widget credential is not acceptable (401/403 to the user)."""
+
+    def __init__(self, message, status: int = 401):
+        super().__init__(str(message))
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Agent:
+    """The person in front of the widget, as the host vouched for them."""
+
+    id: str
+    name: str
+    email: str
+    role: str
+    locale: str | None = None
+    tz: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class TicketData:
+    """A ticket as the host describes it (launch token or host API)."""
+
+    id: str
+    subject: str = ""
+    requester_name: str = ""
+    requester_email: str = ""
+    category: str | None = None
+    type: str | None = None
+    priority: str | None = None
+    source: str | None = None
+    status: str | None = None
+
+
+class TicketDataError(ValueError):
+    """The host sent a ticket that does not fit the contract."""
+
+
+def _text(value, limit: int, field: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TicketDataError(f"{field} must be a string")
+    return str(value).strip()[:limit]
+
+
+def parse_ticket(data) -> TicketData:
+    """Return the ticket described by ``data`` (the token's ``ticket`` or the host API's body)."""
+    if not isinstance(data, dict):
+        raise TicketDataError("ticket must be an object")
+    ticket_id = _text(data.get("id"), 65, "id")
+    if not ticket_id or len(ticket_id) > 64:
+        raise TicketDataError("id must be 1 to 64 characters")
+    requester = data.get("requester") or {}
+    if not isinstance(requester, dict):
+        raise TicketDataError("requester must be an object")
+    fields = {name: (_text(data.get(name), 100, name) or None) for name in TICKET_FIELDS}
+    return TicketData(
+        id=ticket_id,
+        subject=_text(data.get("subject"), 500, "subject"),
+        requester_name=_text(requester.get("name"), 200, "requester.name"),
+        requester_email=_text(requester.get("email"), 254, "requester.email"),
+        **fields,
+    )
+
+
+def save_ticket(data: TicketData) -> None:
+    """Insert or update the ticket snapshot in one statement (safe under concurrent launches)."""
+    values = asdict(data) | {"updated_at": utcnow()}
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Ticket).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Ticket.id], set_={k: statement.excluded[k] for k in values if k != "id"})
+    db.session.execute(statement)
+
+
+def _valid_zone(name) -> str | None:
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketData | None]:
+    """Check a host-signed launch token and spend its ``jti``; return who and which ticket.
+
+    The caller commits, which makes the ``jti`` spent for good.
+    """
+    if not raw:
+        raise LaunchError(_l("No launch token was given. Open the widget from the helpdesk's ticket page."))
+    if len(raw) > MAX_TOKEN_BYTES:
+        raise LaunchError(_l("The launch token is too large."))
+    config = current_app.config
+    try:
+        claims = jwt.decode(
+            raw, config["EMBED_SECRET"], algorithms=["HS256"], audience=AUDIENCE,
+            leeway=config["LAUNCH_TOKEN_LEEWAY"],
+            options={"require": ["exp", "iat", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise LaunchError(_l("The launch token has expired. Reload the ticket page to get a new one.")) from None
+    except jwt.ImmatureSignatureError:
+        raise LaunchError(_l("The launch token is not valid yet. Check the helpdesk server's clock.")) from None
+    except jwt.InvalidAudienceError:
+        raise LaunchError(_l("The launch token was issued for another application.")) from None
+    except jwt.PyJWTError:
+        raise LaunchError(_l("The launch token is not valid. Reload the ticket page; if it keeps happening, "
+                             "the helpdesk's TVWIDGET_EMBED_SECRET does not match.")) from None
+    now = int(utcnow().timestamp())
+    if not all(isinstance(claims.get(k), int) for k in ("exp", "iat")) \
+            or claims["exp"] - claims["iat"] > MAX_LIFETIME \
+            or claims["iat"] > now + config["LAUNCH_TOKEN_LEEWAY"]:
+        raise LaunchError(_l("The launch token's lifetime is not acceptable (at most one hour)."))
+    role = claims.get("role")
+    if role not in ("agent", "admin") or not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise LaunchError(_l("The launch token does not say who you are or what your role is."))
+    locale = claims.get("locale") if claims.get("locale") in ("en", "ja") else None
+    try:
+        agent = Agent(
+            id=_text(claims["sub"], 100, "sub"), name=_text(claims.get("name"), 200, "name"),
+            email=_text(claims.get("email"), 254, "email"), role=role, locale=locale,
+            tz=_valid_zone(claims.get("tz")),
+        )
+        ticket = parse_ticket(claims.get("ticket")) if want_ticket else None
+    except TicketDataError as exc:
+        raise LaunchError(_l("The launch token's ticket is malformed (%(problem)s).", problem=str(exc))) from None
+    _spend(claims.get("jti"), raw, claims["exp"])
+    return agent, ticket
+
+
+def _spend(jti, raw: str, exp: int) -> None:
+    key = f"jti:{jti}" if isinstance(jti, str) and jti else "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    now = utcnow()
+    # Spent tokens are only needed until they would have expired anyway.
+    db.session.execute(sa.delete(UsedLaunchToken).where(UsedLaunchToken.expires_at < now))
+    expires = datetime.fromtimestamp(exp, timezone.utc)
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = db.session.execute(
+        insert(UsedLaunchToken).values(key=key[:255], expires_at=expires).on_conflict_do_nothing())
+    if result.rowcount != 1:
+        raise LaunchError(_l("This launch token was already used. Reload the ticket page to open the widget again."))
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="tvwidget.widget-credential")
+
+
+def issue_credential(agent: Agent, ticket_id: str | None) -> str:
+    """Return the short-lived credential the widget sends in ``X-TVWidget-Credential``."""
+    return _serializer().dumps({"a": asdict(agent), "t": ticket_id})
+
+
+def read_credential(raw: str | None) -> tuple[Agent, str | None]:
+    """Return the agent and ticket a widget credential is bound to."""
+    if not raw:
+        raise LaunchError(_l("This request did not come from the widget. Reload the ticket page."), 403)
+    try:
+        data = _serializer().loads(raw, max_age=current_app.config["WIDGET_CREDENTIAL_MAX_AGE"])
+    except SignatureExpired:
+        raise LaunchError(_l("The widget has been open too long without use. Reload the ticket page.")) from None
+    except BadSignature:
+        raise LaunchError(_l("The widget's credential is not valid. Reload the ticket page."), 403) from None
+    return Agent(**data["a"]), data["t"]
+
+
+def host_key_matches(presented: str | None) -> bool:
+    """Return whether the host API's bearer key is right, in constant time."""
+    expected = current_app.config["HOST_API_KEY"]
+    return bool(presented) and hmac.compare_digest(presented.encode(), expected.encode())

@@ -1,0 +1,211 @@
+"""Database tables, all prefixed ``tvwidget_`` so they can share a host's database."""
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Return this server's clock as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Store naive UTC, hand back aware UTC, on SQLite and PostgreSQL alike."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+# A ``creating`` row older than this was abandoned mid-way (the TeamViewer call
+# is bounded by the client's timeouts, far below it).
+CREATING_STALE_AFTER = timedelta(seconds=60)
+
+
+class CaseState:
+    """The service case's states; ``creating`` and ``open`` hold the ticket's one slot."""
+
+    CREATING = "creating"   # intent committed, TeamViewer call in flight
+    OPEN = "open"           # TeamViewer session exists, links valid until valid_until
+    CLOSED = "closed"       # stopped by an agent (closed at TeamViewer)
+    EXPIRED = "expired"     # valid_until passed without a stop
+    FAILED = "failed"       # TeamViewer refused or did not answer; no session to show
+    ACTIVE = (CREATING, OPEN)
+    ALL = (CREATING, OPEN, CLOSED, EXPIRED, FAILED)
+    # Which state may follow which: anything else is a bug, not a race.
+    TRANSITIONS = {
+        CREATING: {OPEN, FAILED},
+        OPEN: {CLOSED, EXPIRED},
+        CLOSED: set(),
+        EXPIRED: set(),
+        FAILED: set(),
+    }
+
+
+class Ticket(db.Model):
+    """The host's ticket as last seen in a launch token or the host API."""
+
+    __tablename__ = "tvwidget_tickets"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(500), default="")
+    requester_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    requester_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    category: Mapped[str | None] = mapped_column(sa.String(100))
+    type: Mapped[str | None] = mapped_column(sa.String(100))
+    priority: Mapped[str | None] = mapped_column(sa.String(100))
+    source: Mapped[str | None] = mapped_column(sa.String(100))
+    status: Mapped[str | None] = mapped_column(sa.String(100))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ServiceCase(db.Model):
+    """One TeamViewer session (service case) opened from a ticket."""
+
+    __tablename__ = "tvwidget_service_cases"
+    __table_args__ = (
+        # The database itself allows one valid case per ticket, whatever the code does.
+        sa.Index(
+            "uq_tvwidget_service_cases_one_active_per_ticket", "ticket_id", unique=True,
+            sqlite_where=sa.text("state IN ('creating', 'open')"),
+            postgresql_where=sa.text("state IN ('creating', 'open')"),
+        ),
+        sa.CheckConstraint(
+            "state IN ('creating', 'open', 'closed', 'expired', 'failed')", name="state_known"),
+        sa.Index("ix_tvwidget_service_cases_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(sa.ForeignKey("tvwidget_tickets.id"), index=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    code: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    group_name: Mapped[str] = mapped_column(sa.String(100))
+    supporter_link: Mapped[str | None] = mapped_column(sa.String(500))
+    end_customer_link: Mapped[str | None] = mapped_column(sa.String(500))
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    opened_by_id: Mapped[str] = mapped_column(sa.String(100))
+    opened_by_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    opened_by_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by_id: Mapped[str | None] = mapped_column(sa.String(100))
+    closed_by_name: Mapped[str | None] = mapped_column(sa.String(200))
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+    # The ticket's attributes when the case opened, so later edits do not rewrite reports.
+    ticket_category: Mapped[str | None] = mapped_column(sa.String(100))
+    ticket_type: Mapped[str | None] = mapped_column(sa.String(100))
+    ticket_priority: Mapped[str | None] = mapped_column(sa.String(100))
+    ticket_source: Mapped[str | None] = mapped_column(sa.String(100))
+
+    ticket: Mapped[Ticket] = relationship()
+    email: Mapped["EmailMessage | None"] = relationship(back_populates="case", uselist=False)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """Return when the case stopped counting: closed by an agent, or its expiry."""
+        if self.state == CaseState.CLOSED:
+            return self.closed_at
+        if self.state == CaseState.EXPIRED:
+            return self.valid_until
+        return None
+
+    def is_valid(self, now: datetime) -> bool:
+        """Return whether the case still holds its ticket (SPEC F3, F6)."""
+        if self.state == CaseState.CREATING:
+            return now - self.opened_at < CREATING_STALE_AFTER
+        return self.state == CaseState.OPEN and (self.valid_until is None or now < self.valid_until)
+
+
+class Comment(db.Model):
+    """A comment tvwidget adds to the host's ticket."""
+
+    __tablename__ = "tvwidget_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(sa.ForeignKey("tvwidget_tickets.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tvwidget_service_cases.id"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    body: Mapped[str] = mapped_column(sa.Text)
+    author_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IntegrationSettings(db.Model):
+    """The single row holding the TeamViewer connection (F1, F12)."""
+
+    __tablename__ = "tvwidget_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_ciphertext: Mapped[str | None] = mapped_column(sa.Text)
+    token_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    account_name: Mapped[str | None] = mapped_column(sa.String(200))
+    account_email: Mapped[str | None] = mapped_column(sa.String(254))
+    company_name: Mapped[str | None] = mapped_column(sa.String(200))
+    group_name: Mapped[str] = mapped_column(sa.String(100), default="BOSS")
+    connected_by_id: Mapped[str | None] = mapped_column(sa.String(100))
+    connected_by_name: Mapped[str | None] = mapped_column(sa.String(200))
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.token_ciphertext)
+
+
+class EmailMessage(db.Model):
+    """An invitation email: stored with its case, sent after commit."""
+
+    __tablename__ = "tvwidget_email_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tvwidget_service_cases.id"), index=True)
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    subject: Mapped[str] = mapped_column(sa.String(500))
+    body_text: Mapped[str] = mapped_column(sa.Text)
+    body_html: Mapped[str] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(8))
+    message_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    case: Mapped[ServiceCase | None] = relationship(back_populates="email")
+
+
+class AuditEvent(db.Model):
+    """Who did what and when (F16); rows are only ever added."""
+
+    __tablename__ = "tvwidget_audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(64), index=True)
+    actor_id: Mapped[str | None] = mapped_column(sa.String(100))
+    actor_name: Mapped[str | None] = mapped_column(sa.String(200))
+    ticket_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    case_id: Mapped[int | None] = mapped_column()
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class UsedLaunchToken(db.Model):
+    """Launch tokens already accepted (by ``jti``, else by hash): each works once."""
+
+    __tablename__ = "tvwidget_used_launch_tokens"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
