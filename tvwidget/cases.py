@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, integration, mail
+from . import audit, database, integration, mail
 from .extensions import db
 from .host import Agent
 from .models import CREATING_STALE_AFTER, CaseState, Comment, ServiceCase, Ticket, utcnow
@@ -172,9 +172,11 @@ def _wait_for_other(ticket_id: str) -> ServiceCase | None:
     deadline = time.monotonic() + config["TEAMVIEWER_CONNECT_TIMEOUT"] + config["TEAMVIEWER_READ_TIMEOUT"] + 2
     while True:
         db.session.rollback()
-        case = active_case(ticket_id)
-        if case is None or case.state != CaseState.CREATING or time.monotonic() > deadline:
-            return case
+        with database.reading():
+            case = active_case(ticket_id)
+            if case is None or case.state != CaseState.CREATING or time.monotonic() > deadline:
+                return case
+            db.session.rollback()  # hold no snapshot while waiting
         time.sleep(0.1)
 
 
@@ -205,21 +207,23 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
         ticket_priority=ticket.priority, ticket_source=ticket.source,
     )
     db.session.add(case)
+    remote_request = {
+        "group_name": settings_row.group_name,
+        "description": f"Ticket #{ticket.id}: {ticket.subject}"[:1000],
+        "end_customer_name": ticket.requester_name[:100] or None,
+        "end_customer_email": ticket.requester_email[:254] or None,
+        "custom_api": json.dumps({"ticket_id": ticket.id, "case": idempotency_key}),
+    }
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return _wait_for_other(ticket_id), False
 
-    # Phase 2: the only step outside the database.
+    # Phase 2: the only step outside the database; no transaction is open
+    # (nothing touches the expired ORM objects until phase 3).
     try:
-        remote = client.create_session(
-            group_name=case.group_name,
-            description=f"Ticket #{ticket.id}: {ticket.subject}"[:1000],
-            end_customer_name=ticket.requester_name[:100] or None,
-            end_customer_email=ticket.requester_email[:254] or None,
-            custom_api=json.dumps({"ticket_id": ticket.id, "case": idempotency_key}),
-        )
+        remote = client.create_session(**remote_request)
     except TeamViewerError as exc:
         _transition(case, CaseState.FAILED, error=f"{exc.kind}: {exc.status or ''}".strip(": "))
         audit.record("case_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind, status=exc.status)
@@ -271,8 +275,10 @@ def stop_case(ticket_id: str, agent: Agent) -> ServiceCase:
         raise CaseError(_l("TeamViewer is no longer connected (app access was revoked), so service case %(code)s "
                            "cannot be closed at TeamViewer. An administrator must connect TeamViewer again.",
                            code=case.code), exc.kind) from None
+    code = case.code
+    db.session.rollback()  # hold no database lock across the TeamViewer call
     try:
-        client.close_session(case.code)
+        client.close_session(code)
         gone_remotely = False
     except TeamViewerNotFound:
         gone_remotely = True  # TeamViewer no longer knows the code: nothing left to close there.

@@ -1,4 +1,6 @@
 """Database engine settings: SQLite in WAL mode with a busy timeout and write-ahead locking."""
+import contextlib
+import contextvars
 import os
 
 import sqlalchemy as sa
@@ -8,6 +10,17 @@ from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_reading = contextvars.ContextVar("tvwidget_reading", default=False)
+
+
+@contextlib.contextmanager
+def reading():
+    """Run the transactions started inside as plain reads, even in a POST."""
+    token = _reading.set(True)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
 
 
 def configure(app: Flask) -> None:
@@ -45,5 +58,5 @@ def _sqlite_begin(connection):
     # A request that may write takes SQLite's write lock up front, so racing
     # writers queue on the busy timeout instead of failing with "database is
     # locked" when a read transaction tries to become a write transaction.
-    reading = has_request_context() and request.method in READ_ONLY_METHODS
-    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+    read_only = _reading.get() or (has_request_context() and request.method in READ_ONLY_METHODS)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

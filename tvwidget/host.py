@@ -169,9 +169,10 @@ def _spend(jti, raw: str, exp: int) -> None:
     expires = datetime.fromtimestamp(exp, timezone.utc)
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = db.session.execute(
-        insert(UsedLaunchToken).values(key=key[:255], expires_at=expires).on_conflict_do_nothing())
-    if result.rowcount != 1:
+    spent = db.session.execute(
+        insert(UsedLaunchToken).values(key=key[:255], expires_at=expires).on_conflict_do_nothing()
+        .returning(UsedLaunchToken.key)).scalar_one_or_none()
+    if spent is None:
         raise LaunchError(_l("This launch token was already used. Reload the ticket page to open the widget again."))
 
 

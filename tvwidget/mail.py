@@ -2,7 +2,6 @@
 import logging
 import re
 import smtplib
-import socket
 from email.utils import make_msgid
 
 from email_validator import EmailNotValidError, validate_email
@@ -102,25 +101,31 @@ def queue_invitation(case: ServiceCase, agent, locale: str, tz: str) -> EmailMes
 
 
 def send(message: EmailMessage) -> bool:
-    """Try to deliver ``message`` now; record the outcome on it (the caller commits)."""
-    message.attempts += 1
-    mail_message = Message(
+    """Try to deliver ``message`` now and record the outcome on it (the caller commits).
+
+    The session's transaction is ended before talking SMTP, so no database
+    lock (SQLite's write lock above all) is held for the mail server's sake.
+    """
+    outgoing = Message(
         subject=message.subject, recipients=[message.recipient], body=message.body_text,
         html=message.body_html, sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
-    mail_message.msgId = message.message_id
+    outgoing.msgId = message.message_id
+    db.session.rollback()
     try:
         with _TimeoutConnection(current_app.extensions["mail"]) as connection:
-            connection.send(mail_message)
-    except (smtplib.SMTPException, OSError, socket.timeout, BadHeaderError) as exc:
-        message.status = "failed"
-        message.last_error = _describe(exc)[:500]
-        log.warning("invitation %s not sent: %s", message.id, message.last_error)
-        return False
-    message.status = "sent"
-    message.sent_at = utcnow()
-    message.last_error = None
-    return True
+            connection.send(outgoing)
+        error = None
+    except (smtplib.SMTPException, OSError, BadHeaderError) as exc:
+        error = _describe(exc)[:500]
+    message.attempts += 1
+    message.status = "failed" if error else "sent"
+    message.last_error = error
+    if error:
+        log.warning("invitation %s not sent: %s", message.id, error)
+    else:
+        message.sent_at = utcnow()
+    return error is None
 
 
 def _describe(exc: Exception) -> str:
@@ -128,7 +133,7 @@ def _describe(exc: Exception) -> str:
         return f"SMTP {exc.smtp_code}: {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return "recipient refused: " + ", ".join(f"{code} {msg!r}" for code, msg in exc.recipients.values())
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    if isinstance(exc, TimeoutError):
         return "mail server did not answer in time"
     if isinstance(exc, ConnectionRefusedError):
         return "mail server refused the connection"
