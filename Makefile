@@ -28,8 +28,8 @@ test: $(STAMP)
 
 # Re-extract messages, merge them into the catalogs and compile (commit the result).
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o tvwidget/translations/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i tvwidget/translations/messages.pot -d tvwidget/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --project tvwidget --copyright-holder tvwidget -o tvwidget/translations/messages.pot --no-location --sort-output tvwidget templates
+	$(BIN)/pybabel update -i tvwidget/translations/messages.pot -d tvwidget/translations --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel compile -d tvwidget/translations --statistics
 
 clean:

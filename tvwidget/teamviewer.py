@@ -97,14 +97,14 @@ class TeamViewerPermissionError(TeamViewerError):
 
     kind = "permission"
     default_message = _l("The TeamViewer script token lacks a permission this needs. An administrator must "
-                         "create a token with session, group and account permissions.")
+                         "create a token with session, group, account and connection-report permissions.")
 
 
 class TeamViewerRateLimited(TeamViewerError):
     """TeamViewer's per-licence request limit was reached (403 rate_limit_reached or 429)."""
 
     kind = "rate_limited"
-    default_message = _l("TeamViewer's request limit for this licence was reached. "
+    default_message = _l("TeamViewer's request limit for this license was reached. "
                          "Please wait a minute and try again.")
 
 
@@ -112,7 +112,7 @@ class TeamViewerLicenseLimit(TeamViewerError):
     """The licence allows no more concurrent sessions."""
 
     kind = "license"
-    default_message = _l("Your TeamViewer licence does not allow more concurrent sessions. "
+    default_message = _l("Your TeamViewer license does not allow more concurrent sessions. "
                          "Close an open service case and try again.")
 
 
