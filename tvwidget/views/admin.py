@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
 
 from .. import audit, integration, secrets
 from ..extensions import db
@@ -24,6 +25,12 @@ SESSION_KEY = "tvwidget_admin"
 
 def _page(template: str, status: int = 200, **context):
     return render_template(template, **context), status
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(exc):
+    return _page("tvwidget/error.html", 400, message=_l(
+        "The form expired or did not come from this page. Reload the page and try again."))
 
 
 @bp.route("", methods=["GET", "POST"])
