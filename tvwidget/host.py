@@ -19,6 +19,7 @@ AUDIENCE = "tvwidget"
 MAX_TOKEN_BYTES = 8192
 MAX_LIFETIME = 3600
 TICKET_FIELDS = ("category", "type", "priority", "source", "status")
+LOCALES = ("en", "ja")
 
 
 class LaunchError(Exception):
@@ -54,6 +55,7 @@ class TicketData:
     subject: str = ""
     requester_name: str = ""
     requester_email: str = ""
+    requester_locale: str | None = None
     category: str | None = None
     type: str | None = None
     priority: str | None = None
@@ -89,6 +91,7 @@ def parse_ticket(data) -> TicketData:
         subject=_text(data.get("subject"), 500, "subject"),
         requester_name=_text(requester.get("name"), 200, "requester.name"),
         requester_email=_text(requester.get("email"), 254, "requester.email"),
+        requester_locale=requester.get("locale") if requester.get("locale") in LOCALES else None,
         **fields,
     )
 
@@ -147,7 +150,7 @@ def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketDa
     role = claims.get("role")
     if role not in ("agent", "admin") or not isinstance(claims["sub"], str) or not claims["sub"]:
         raise LaunchError(_l("The launch token does not say who you are or what your role is."))
-    locale = claims.get("locale") if claims.get("locale") in ("en", "ja") else None
+    locale = claims.get("locale") if claims.get("locale") in LOCALES else None
     try:
         agent = Agent(
             id=_text(claims["sub"], 100, "sub"), name=_text(claims.get("name"), 200, "name"),

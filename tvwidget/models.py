@@ -63,6 +63,7 @@ class Ticket(db.Model):
     subject: Mapped[str] = mapped_column(sa.String(500), default="")
     requester_name: Mapped[str] = mapped_column(sa.String(200), default="")
     requester_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    requester_locale: Mapped[str | None] = mapped_column(sa.String(8))
     category: Mapped[str | None] = mapped_column(sa.String(100))
     type: Mapped[str | None] = mapped_column(sa.String(100))
     priority: Mapped[str | None] = mapped_column(sa.String(100))
@@ -159,6 +160,8 @@ class IntegrationSettings(db.Model):
     connected_by_id: Mapped[str | None] = mapped_column(sa.String(100))
     connected_by_name: Mapped[str | None] = mapped_column(sa.String(200))
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_name: Mapped[str | None] = mapped_column(sa.String(200))
 
     @property
     def connected(self) -> bool:
@@ -183,8 +186,25 @@ class EmailMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The outbox: when a pending message may be tried next, and until when a
+    # sender (request or cron job, on any machine) holds it.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     case: Mapped[ServiceCase | None] = relationship(back_populates="email")
+
+
+class EmailTemplate(db.Model):
+    """An admin's invitation template for one language (F9); absent means the built-in default."""
+
+    __tablename__ = "tvwidget_email_templates"
+
+    language: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(500))
+    body: Mapped[str] = mapped_column(sa.Text)
+    updated_by_id: Mapped[str | None] = mapped_column(sa.String(100))
+    updated_by_name: Mapped[str | None] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEvent(db.Model):
