@@ -112,3 +112,7 @@ def settings():
         row.group_name = form.group_name.data
     db.session.commit()
     return redirect(url_for(".settings", saved=1), 303)
+
+
+# Sections that live in their own modules but share this blueprint's admin check.
+from . import admin_email, admin_reports  # noqa: E402,F401
