@@ -62,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_commands(app: Flask) -> None:
+    from . import seed  # noqa: F401  (adds seed-demo to the group)
     from .cli import cli
 
     app.cli.add_command(cli)
