@@ -67,10 +67,10 @@ class TicketDataError(ValueError):
     """The host sent a ticket that does not fit the contract."""
 
 
-def _text(value, limit: int, field: str) -> str:
+def _text(value, limit: int, field: str, allow_int: bool = False) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if not isinstance(value, str) and not (allow_int and isinstance(value, int) and not isinstance(value, bool)):
         raise TicketDataError(f"{field} must be a string")
     return str(value).strip()[:limit]
 
@@ -79,7 +79,7 @@ def parse_ticket(data) -> TicketData:
     """Return the ticket described by ``data`` (the token's ``ticket`` or the host API's body)."""
     if not isinstance(data, dict):
         raise TicketDataError("ticket must be an object")
-    ticket_id = _text(data.get("id"), 65, "id")
+    ticket_id = _text(data.get("id"), 65, "id", allow_int=True)
     if not ticket_id or len(ticket_id) > 64:
         raise TicketDataError("id must be 1 to 64 characters")
     requester = data.get("requester") or {}

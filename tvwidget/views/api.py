@@ -31,6 +31,14 @@ def _authenticate():
     return None
 
 
+@bp.before_request
+def _check_ticket_id():
+    ticket_id = (request.view_args or {}).get("ticket_id")
+    if ticket_id is not None and not 1 <= len(ticket_id) <= 64:
+        return error("invalid_ticket_id", "A ticket id has 1 to 64 characters.", 400)
+    return None
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     return error(exc.name.lower().replace(" ", "_"), exc.description or exc.name, exc.code or 500)
