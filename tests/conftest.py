@@ -5,6 +5,7 @@ import re
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import jwt
 import pytest
@@ -22,6 +23,16 @@ HOST_API_KEY = "test-host-api-key-0123456789abcdef"
 SANDBOX_TOKEN = "sandbox-test-token-1234"
 POSTGRES_URL = os.environ.get("TVWIDGET_TEST_POSTGRES_URL")
 REQUIRE_ALL = os.environ.get("TVWIDGET_REQUIRE_ALL") == "1"
+
+
+def screenshot_dir() -> Path:
+    """Where browser tests put screenshots: docs/screenshots/ when TVWIDGET_UPDATE_SCREENSHOTS=1
+    (to refresh the committed pictures), else an ignored folder, so a test run leaves the tree clean."""
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "docs" / "screenshots" if os.environ.get("TVWIDGET_UPDATE_SCREENSHOTS") == "1" \
+        else root / "tests" / "_artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def skip_or_fail(reason: str):

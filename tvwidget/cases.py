@@ -51,24 +51,21 @@ class ActiveServiceCase(Exception):
 
 
 def _transition(case: ServiceCase, new_state: str, **values) -> bool:
-    """Move ``case`` to ``new_state`` unless another process already moved it.
+    """Move ``case`` to ``new_state`` unless another process already moved it on.
 
-    A conditional UPDATE, so that of two concurrent stops (or a stop and an
-    expiry) exactly one wins and writes the comment.
+    A conditional UPDATE from the states that may precede ``new_state``, so
+    that of two concurrent stops (or a stop and an expiry) exactly one wins
+    and writes the comment; the loser gets False.
     """
-    if new_state not in CaseState.TRANSITIONS[case.state]:
-        raise ValueError(f"service case {case.id}: {case.state} -> {new_state} is not allowed")
+    predecessors = [state for state, following in CaseState.TRANSITIONS.items() if new_state in following]
     result = db.session.execute(
         sa.update(ServiceCase)
-        .where(ServiceCase.id == case.id, ServiceCase.state == case.state)
+        .where(ServiceCase.id == case.id, ServiceCase.state.in_(predecessors))
         .values(state=new_state, **values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
-        db.session.refresh(case)
-        return False
     db.session.refresh(case)
-    return True
+    return result.rowcount == 1
 
 
 def active_case(ticket_id: str) -> ServiceCase | None:

@@ -1,6 +1,7 @@
 """The host contract: launch tokens, the widget credential and ticket snapshots."""
 import hashlib
 import hmac
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,12 +68,16 @@ class TicketDataError(ValueError):
     """The host sent a ticket that does not fit the contract."""
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _text(value, limit: int, field: str, allow_int: bool = False) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) and not (allow_int and isinstance(value, int) and not isinstance(value, bool)):
         raise TicketDataError(f"{field} must be a string")
-    return str(value).strip()[:limit]
+    # Control characters have no place in ticket text (and PostgreSQL refuses NUL).
+    return _CONTROL_RE.sub("", str(value)).strip()[:limit]
 
 
 def parse_ticket(data) -> TicketData:
