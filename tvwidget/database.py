@@ -50,6 +50,9 @@ def _sqlite_connect(dbapi_connection, connection_record):
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # In WAL mode NORMAL still never corrupts the database; it only skips the
+    # fsync per commit (a power cut may lose the last commits, not consistency).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
