@@ -1,6 +1,6 @@
-// tvwidget's only script: show "busy" while a request runs, and say so when the
-// network fails (htmx leaves the widget untouched then). No inline handlers:
-// the pages' CSP forbids inline script.
+// tvwidget's only script: show "busy" while a request runs, say so when the
+// network fails (htmx leaves the widget untouched then), and copy the customer
+// link. No inline handlers: the pages' CSP forbids inline script.
 (function () {
   "use strict";
 
@@ -35,5 +35,45 @@
       widget.insertBefore(alert, widget.children[1] || null);
     }
     alert.textContent = widget.dataset.tvwidgetErrorNetwork;
+  });
+
+  // Copy the customer link. Inside a cross-site frame the Clipboard API needs a
+  // permission the host may not grant, so the fallback selects the link's text
+  // (and tries the older copy command) for the agent to copy by hand.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest('[data-tvwidget-action="copy-link"]') : null;
+    if (!button) { return; }
+    var holder = button.closest("dd");
+    var source = holder ? holder.querySelector('[data-tvwidget-field="customer-link"]') : null;
+    if (!source) { return; }
+    var text = source.getAttribute("href") || source.textContent;
+    var status = button.parentNode.querySelector(".tvwidget-copy-status");
+
+    function say(message) {
+      if (status) { status.textContent = message || ""; }
+    }
+
+    function selectAndCopy() {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      var copied = false;
+      try {
+        copied = document.execCommand("copy");
+      } catch (error) {
+        copied = false;
+      }
+      say(copied ? button.dataset.tvwidgetCopied : button.dataset.tvwidgetCopyFailed);
+    }
+
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () {
+        say(button.dataset.tvwidgetCopied);
+      }, selectAndCopy);
+    } else {
+      selectAndCopy();
+    }
   });
 })();

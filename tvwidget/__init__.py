@@ -46,7 +46,7 @@ def _register_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from .extensions import csrf
-    from .views import admin, api, widget
+    from .views import admin, api, health, widget
 
     # The widget authenticates every change with its header credential and the
     # host API with its bearer key; neither has a cookie session for CSRF.
@@ -55,6 +55,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(widget.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
     if app.config["ENV"] == "demo":
         from .views import demo
 

@@ -1,5 +1,11 @@
-"""The audit trail (F16): append-only records of admin actions and case events."""
+"""The audit trail (F16): append-only records of admin actions and case events.
+
+``record`` is the only way in; nothing updates or deletes a row, and the ORM
+refuses to flush a change to one that exists.
+"""
 import json
+
+import sqlalchemy as sa
 
 from .extensions import db
 from .models import AuditEvent
@@ -15,3 +21,9 @@ def record(kind: str, actor=None, *, ticket_id: str | None = None, case_id: int 
         case_id=case_id,
         detail=json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),
     ))
+
+
+@sa.event.listens_for(AuditEvent, "before_update")
+@sa.event.listens_for(AuditEvent, "before_delete")
+def _refuse_change(mapper, connection, target):
+    raise RuntimeError(f"audit event {target.id} is append-only; it cannot be changed or deleted")

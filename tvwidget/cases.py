@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, database, integration, mail
+from . import audit, database, integration, mail, outbox
 from .extensions import db
 from .host import Agent
 from .models import CREATING_STALE_AFTER, CaseState, Comment, ServiceCase, Ticket, utcnow
@@ -98,29 +98,33 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz: str) -> str:
-    end = case.ended_at
+def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz: str,
+                  replaced: bool = False) -> str:
+    # Whole seconds, so the duration always agrees with the start and end it is shown beside.
+    start, end = case.opened_at.replace(microsecond=0), case.ended_at.replace(microsecond=0)
     with force_locale(locale):
         if kind == "closed":
             head = gettext("TeamViewer service case %(code)s closed by %(name)s.", code=case.code, name=actor_name)
         else:
             head = gettext("TeamViewer service case %(code)s expired without being stopped.", code=case.code)
-        lines = [
-            head,
+        lines = [head]
+        if replaced:
+            lines.append(gettext("Replaced by a new service case because the customer never joined."))
+        lines += [
             gettext("Start: %(time)s", time=_format_time(case.opened_at, locale, tz)),
             gettext("End: %(time)s", time=_format_time(end, locale, tz)),
-            gettext("Duration: %(duration)s", duration=format_duration((end - case.opened_at).total_seconds())),
+            gettext("Duration: %(duration)s", duration=format_duration((end - start).total_seconds())),
         ]
     return "\n".join(lines)
 
 
-def _add_comment(case: ServiceCase, kind: str, actor: Agent | None) -> Comment:
+def _add_comment(case: ServiceCase, kind: str, actor: Agent | None, replaced: bool = False) -> Comment:
     config = current_app.config
     locale = (actor.locale if actor else None) or config["DEFAULT_LOCALE"]
     tz = (actor.tz if actor else None) or "UTC"
     comment = Comment(
         ticket_id=case.ticket_id, case_id=case.id, kind=kind,
-        body=_comment_body(case, kind, actor.name if actor else "", locale, tz),
+        body=_comment_body(case, kind, actor.name if actor else "", locale, tz, replaced),
         author_name=actor.name if actor else "tvwidget",
     )
     db.session.add(comment)
@@ -232,8 +236,7 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     _transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
                 end_customer_link=remote.end_customer_link, valid_until=valid_until)
     audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code)
-    message = mail.queue_invitation(case, agent, agent.locale or current_app.config["DEFAULT_LOCALE"],
-                                    agent.tz or "UTC")
+    message = mail.queue_invitation(case, agent, agent.tz or "UTC")
     if message is None:
         audit.record("email_not_sent", agent, ticket_id=ticket_id, case_id=case.id, reason="no valid address")
     db.session.commit()
@@ -241,14 +244,100 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
 
 
 def send_invitation(case: ServiceCase, agent: Agent | None) -> None:
-    """Send the case's queued invitation and record the outcome."""
+    """Send the case's queued invitation now (through the outbox, which records the outcome)."""
     message = case.email
-    if message is None or message.status == "sent":
+    if message is None or message.status != "pending":
         return
-    sent = mail.send(message)
-    audit.record("email_sent" if sent else "email_failed", agent, ticket_id=case.ticket_id, case_id=case.id,
-                 recipient=message.recipient, error=message.last_error)
+    outbox.send_one(message.id, agent)
+
+
+def resend_invitation(ticket_id: str, agent: Agent) -> ServiceCase:
+    """Queue the open case's invitation again, same Message-ID (G5); the caller sends it.
+
+    A case opened while the ticket had no valid requester address gets its
+    first invitation here, if the host has corrected the address since.
+    """
+    now = utcnow()
+    case = active_case(ticket_id)
+    if case is None or case.state != CaseState.OPEN or not case.is_valid(now):
+        raise CaseError(_l("There is no open service case on this ticket, so there is no invitation to send."),
+                        "gone")
+    message = case.email
+    if message is None:
+        message = mail.queue_invitation(case, agent, agent.tz or "UTC")
+        if message is None:
+            raise CaseError(_l("No email can be sent: the ticket has no valid requester address. "
+                               "Copy the customer link and give it to the requester yourself."), "no_address")
+        db.session.flush()
+        previous = None
+    else:
+        previous = message.status
+        if not outbox.reschedule(message, now):
+            db.session.rollback()
+            raise CaseError(_l("The invitation is being sent right now. Wait a moment, then look again."), "busy")
+    audit.record("email_resent", agent, ticket_id=ticket_id, case_id=case.id, recipient=message.recipient,
+                 message_id=message.message_id, previous_status=previous)
     db.session.commit()
+    return case
+
+
+def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) -> tuple[ServiceCase, bool]:
+    """Close the ticket's unused case ``code`` at TeamViewer and open a fresh one with a new invitation (G5).
+
+    Refused while the customer is online in the case.  Returns ``(new case,
+    created)`` like ``start_case``; the caller sends the new invitation.
+    """
+    same_click = db.session.scalar(sa.select(ServiceCase).where(ServiceCase.idempotency_key == idempotency_key))
+    if same_click is not None:
+        if same_click.ticket_id != ticket_id:
+            raise CaseError(_l("This request does not belong to this ticket."), "forbidden")
+        return same_click, False  # this very click already replaced the case
+    now = utcnow()
+    case = active_case(ticket_id)
+    if case is None or case.code != code:
+        raise CaseError(_l("This service case was already stopped or replaced, perhaps in another window."), "gone")
+    if case.state == CaseState.CREATING:
+        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
+    if not case.is_valid(now):
+        expire_overdue(now, ticket_id, agent)
+        db.session.commit()
+        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+    _, client = _client_or_raise()
+    db.session.rollback()  # hold no database lock across the TeamViewer calls
+    try:
+        remote = client.get_session(code)
+    except TeamViewerNotFound:
+        remote = None
+    except TeamViewerError as exc:
+        raise CaseError(exc.message, exc.kind) from None
+    if remote is not None and remote.online:
+        raise CaseError(_l("The customer is connected to service case %(code)s right now, so it was not replaced. "
+                           "Stop it when the session is over.", code=code), "online")
+    try:
+        client.close_session(code)
+    except TeamViewerNotFound:
+        pass  # nothing left to close at TeamViewer
+    except TeamViewerError as exc:
+        audit.record("case_close_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind)
+        db.session.commit()
+        raise CaseError(exc.message, exc.kind) from None
+    if not _transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
+        db.session.commit()
+        raise CaseError(_l("This service case was already stopped or replaced, perhaps in another window."), "gone")
+    _add_comment(case, "closed", agent, replaced=True)
+    audit.record("case_closed", agent, ticket_id=ticket_id, case_id=case.id, code=code, replaced=True)
+    db.session.commit()
+    try:
+        new_case, created = start_case(ticket_id, agent, idempotency_key)
+    except CaseError as exc:
+        audit.record("case_replace_failed", agent, ticket_id=ticket_id, case_id=case.id, code=code, error=exc.kind)
+        db.session.commit()
+        raise CaseError(_l("Service case %(code)s was closed, but a new one could not be opened: %(reason)s",
+                           code=code, reason=exc.message), exc.kind) from None
+    audit.record("case_replaced", agent, ticket_id=ticket_id, case_id=new_case.id if new_case else None,
+                 old_case_id=case.id, old_code=code, new_code=new_case.code if new_case else None)
+    db.session.commit()
+    return new_case, created
 
 
 def stop_case(ticket_id: str, agent: Agent) -> ServiceCase:

@@ -1,12 +1,13 @@
 """``flask --app wsgi tvwidget ...`` commands."""
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
 from . import audit, cases, integration, secrets
 from .extensions import db
 from .host import parse_ticket, save_ticket
-from .models import utcnow
+from .models import IntegrationSettings, utcnow
 
 cli = AppGroup("tvwidget", help="tvwidget maintenance commands.")
 
@@ -17,6 +18,40 @@ def expire_cases():
     count = cases.expire_overdue()
     db.session.commit()
     click.echo(f"{count} service case(s) expired.")
+
+
+@cli.command("rotate-keys")
+def rotate_keys():
+    """Re-encrypt every stored secret with the newest TVWIDGET_ENCRYPTION_KEYS key (safe to re-run).
+
+    Add the new key first in TVWIDGET_ENCRYPTION_KEYS, run this, then drop the old key.
+    """
+    rows = db.session.scalars(sa.select(IntegrationSettings).where(IntegrationSettings.token_ciphertext.is_not(None))
+                              .order_by(IntegrationSettings.id)).all()
+    rotated = current = unreadable = 0
+    for row in rows:
+        if secrets.is_current(row.token_ciphertext):
+            current += 1
+            continue
+        try:
+            row.token_ciphertext = secrets.rotate(row.token_ciphertext)
+        except secrets.SecretUnreadable:
+            unreadable += 1
+            click.echo(f"The TeamViewer script token (settings {row.id}) cannot be decrypted with any key in "
+                       "TVWIDGET_ENCRYPTION_KEYS; it was left as it is. An administrator must enter the script "
+                       "token again in the tvwidget admin area.", err=True)
+            continue
+        rotated += 1
+    if rotated:
+        audit.record("keys_rotated", None, rotated=rotated)
+    db.session.commit()
+    if not rows:
+        click.echo("No stored secrets: nothing to re-encrypt.")
+    else:
+        click.echo(f"{rotated} secret(s) re-encrypted with the newest key, {current} already used it, "
+                   f"{unreadable} unreadable.")
+    if unreadable:
+        click.get_current_context().exit(1)
 
 
 @cli.command("demo-setup")
@@ -40,3 +75,8 @@ def demo_setup():
         save_ticket(parse_ticket(data))
     db.session.commit()
     click.echo("Demo ready: TeamViewer sandbox connected, demo tickets stored.")
+
+
+from .outbox import outbox_cli  # noqa: E402
+
+cli.add_command(outbox_cli)

@@ -55,7 +55,7 @@ def main() -> None:
     import os
 
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from . import create_app
     from .sandbox import create_sandbox_app
@@ -65,11 +65,16 @@ def main() -> None:
     os.environ.setdefault("TVWIDGET_TEAMVIEWER_API_URL", f"http://127.0.0.1:{port}/sandbox/api/v1")
     app = create_app()
     served = DispatcherMiddleware(app, {"/sandbox": create_sandbox_app()})
+    # Threaded: the widget reaches the sandbox over HTTP on this same server.
+    # Bind before printing, so a busy port fails before any URL is shown.
+    server = make_server("127.0.0.1", port, served, threaded=True)
     print(f"\n  tvwidget demo: open http://localhost:{port}/demo/ticket/DEMO-1001\n"
           f"  (the widget is served from http://127.0.0.1:{port}, a different site, as in a real helpdesk)\n",
           flush=True)
-    # Threaded: the widget reaches the sandbox over HTTP on this same server.
-    run_simple("127.0.0.1", port, served, threaded=True, use_reloader=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -1,20 +1,34 @@
-"""The invitation email: built and stored with the case, sent after commit."""
+"""The invitation email (F5, F9): built from the admin's template, stored with the case, delivered by the outbox.
+
+Building and delivering are apart on purpose: ``queue_invitation`` only adds a
+row to the caller's transaction, and ``deliver`` only talks SMTP and never
+touches the database (``tvwidget.outbox`` decides when and records the outcome).
+"""
 import logging
 import re
 import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.utils import make_msgid
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+from babel.dates import format_datetime as babel_format_datetime
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
-from flask_babel import force_locale, format_datetime, gettext, lazy_gettext as _l
+from flask_babel import force_locale, gettext, lazy_gettext as _l
 from flask_mail import BadHeaderError, Connection, Message
 from markupsafe import Markup, escape
 
 from . import placeholders
 from .extensions import db
-from .models import EmailMessage, ServiceCase, utcnow
+from .models import EmailMessage, EmailTemplate, ServiceCase, utcnow
 
 log = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "ja")
+SUBJECT_MAX_LENGTH = 200
+BODY_MAX_LENGTH = 5000
 
 DEFAULT_SUBJECT = _l("Remote support for ticket #{ticket_id}: {ticket_subject}")
 DEFAULT_BODY = _l(
@@ -28,9 +42,24 @@ DEFAULT_BODY = _l(
     "{technician_name}\n{technician_email}"
 )
 
+# The HTML part's fixed layout.  The email carries these as style attributes
+# (what mail clients understand); the editor's preview, whose page forbids
+# inline styles, gets the same rules as a stylesheet (``preview_stylesheet``).
+EMAIL_STYLES = {
+    "body": "margin:0;padding:24px;background:#f4f5f7;color:#1f2328;"
+            "font-family:-apple-system,'Segoe UI',Roboto,'Hiragino Sans','Yu Gothic',Meiryo,sans-serif;",
+    "card": "max-width:560px;margin:0 auto;background:#ffffff;border:1px solid #d8dde3;border-radius:8px;",
+    "cell": "padding:24px;font-size:15px;line-height:1.6;",
+    "text": "margin:0 0 16px;",
+    "actions": "margin:24px 0 8px;text-align:center;",
+    "button": "display:inline-block;padding:12px 24px;background:#0969da;color:#ffffff;"
+              "text-decoration:none;border-radius:6px;font-weight:600;",
+}
+
 # CR, LF, NUL and RFC 2047 encoded words could add headers on this Python
 # (CVE-2024-6923): header-bound values lose them before the message is built.
 _HEADER_UNSAFE_RE = re.compile(r"[\r\n\x00]|=\?")
+_PARAGRAPH_RE = re.compile(r"\n[ \t]*\n+")
 
 
 def header_safe(value: str) -> str:
@@ -46,6 +75,181 @@ def valid_address(address: str) -> str | None:
         return None
 
 
+# --- templates -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Template:
+    """An invitation template for one language: the admin's, or the built-in default."""
+
+    language: str
+    subject: str
+    body: str
+    custom: bool = False
+    updated_by_name: str | None = None
+    updated_at: datetime | None = None
+
+
+def default_template(language: str) -> Template:
+    """Return the built-in template in ``language`` (from the message catalog)."""
+    with force_locale(language):
+        return Template(language, str(DEFAULT_SUBJECT), str(DEFAULT_BODY))
+
+
+def template_for(language: str) -> Template:
+    """Return the template invitations in ``language`` use now."""
+    row = db.session.get(EmailTemplate, language)
+    if row is None:
+        return default_template(language)
+    if placeholders.problems(row.subject) or placeholders.problems(row.body):
+        # Only a hand-edited row can get here (the editor refuses such templates);
+        # the customer still gets a sound email.
+        log.warning("stored %s invitation template is invalid; using the default", language)
+        return default_template(language)
+    return Template(language, row.subject, row.body, True, row.updated_by_name, row.updated_at)
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rendered:
+    """An invitation as it will be sent: header-safe subject, text part, HTML part."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def _html_paragraphs(body: str, values: dict) -> list[Markup]:
+    """Return the body as escaped HTML paragraphs (blank lines part them, line breaks kept)."""
+    html = placeholders.render(str(escape(body.replace("\r\n", "\n"))), values, escape=escape)
+    return [Markup(part.strip("\n").replace("\n", "<br>\n")) for part in _PARAGRAPH_RE.split(html) if part.strip()]
+
+
+def render_invitation(template: Template, values: dict, *, stylesheet_url: str | None = None) -> Rendered:
+    """Render ``template`` with ``values`` (a dict over ``placeholders.PLACEHOLDERS``).
+
+    ``stylesheet_url`` is for the editor's preview only: the HTML part then
+    takes ``EMAIL_STYLES`` from that stylesheet instead of style attributes.
+    """
+    values = {name: str(values.get(name, "")) for name in placeholders.PLACEHOLDERS}
+    subject = header_safe(placeholders.render(
+        template.subject, {name: header_safe(value) for name, value in values.items()}))
+    text = placeholders.render(template.body.replace("\r\n", "\n"), values)
+    link = values["customer_link"]
+    with force_locale(template.language):
+        html = render_template(
+            "tvwidget/email/invitation.html",
+            body_paragraphs=_html_paragraphs(template.body, values),
+            # Only a web link may become the button (never javascript: or the like).
+            customer_link=link if link.startswith(("https://", "http://")) else None,
+            button_label=gettext("Start remote support"),
+            lang=template.language,
+            styles=EMAIL_STYLES,
+            stylesheet_url=stylesheet_url,
+        )
+    return Rendered(subject=subject[:500], text=text, html=html)
+
+
+def preview_stylesheet() -> str:
+    """Return ``EMAIL_STYLES`` as CSS classes for the editor's preview frame."""
+    return "\n".join(f".tvwidget-mail-{name} {{{rules}}}" for name, rules in EMAIL_STYLES.items()) + "\n"
+
+
+def _format_time(value: datetime, language: str, tz: str) -> str:
+    return babel_format_datetime(value, "medium", tzinfo=ZoneInfo(tz), locale=language) + f" ({tz})"
+
+
+def message_language(ticket) -> str:
+    """Return the language the requester gets the invitation in (issue 3 item 6)."""
+    locale = ticket.requester_locale
+    return locale if locale in LANGUAGES else current_app.config["DEFAULT_LOCALE"]
+
+
+def invitation_values(case: ServiceCase, agent, language: str, tz: str) -> dict:
+    """Return the placeholder values for ``case`` (never the supporter link)."""
+    ticket = case.ticket
+    address = valid_address(ticket.requester_email) or ""
+    return {
+        "requester_name": ticket.requester_name or address,
+        "requester_email": address,
+        "ticket_id": ticket.id,
+        "ticket_subject": ticket.subject,
+        "technician_name": agent.name,
+        "technician_email": agent.email,
+        "session_code": case.code or "",
+        "customer_link": case.end_customer_link or "",
+        "valid_until": _format_time(case.valid_until, language, tz) if case.valid_until else "",
+        "company_name": current_app.config["COMPANY_NAME"],
+    }
+
+
+def sample_values(language: str, agent, tz: str) -> dict:
+    """Return made-up values for the editor's preview."""
+    with force_locale(language):
+        return {
+            "requester_name": gettext("John Doe"),
+            "requester_email": "john.doe@example.com",
+            "ticket_id": "1234",
+            "ticket_subject": gettext("Outlook crashes on start"),
+            "technician_name": agent.name,
+            "technician_email": agent.email,
+            "session_code": "s123-456-789",
+            "customer_link": "https://get.teamviewer.com/s123456789",
+            "valid_until": _format_time(utcnow() + timedelta(hours=24), language, tz),
+            "company_name": current_app.config["COMPANY_NAME"],
+        }
+
+
+def queue_invitation(case: ServiceCase, agent, tz: str = "UTC") -> EmailMessage | None:
+    """Add the invitation for ``case`` (status ``pending``) to the session; None if there is no valid address."""
+    recipient = valid_address(case.ticket.requester_email)
+    if recipient is None:
+        return None
+    language = message_language(case.ticket)
+    rendered = render_invitation(template_for(language), invitation_values(case, agent, language, tz))
+    domain = (current_app.config.get("MAIL_DEFAULT_SENDER") or "tvwidget@localhost").rpartition("@")[2]
+    message = EmailMessage(
+        case=case, recipient=recipient, subject=rendered.subject, body_text=rendered.text,
+        body_html=rendered.html, language=language, status="pending", attempts=0,
+        message_id=make_msgid("tvwidget", domain=domain or None), next_attempt_at=utcnow(),
+    )
+    db.session.add(message)
+    return message
+
+
+def saved_template_languages() -> set[str]:
+    """Return the languages that have an admin-edited template."""
+    return set(db.session.scalars(sa.select(EmailTemplate.language)))
+
+
+# --- delivery --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What ``deliver`` needs of a stored message, detached from the database session."""
+
+    id: int
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str
+    message_id: str
+
+    @classmethod
+    def of(cls, message: EmailMessage) -> "Outgoing":
+        return cls(message.id, message.recipient, message.subject, message.body_text, message.body_html,
+                   message.message_id)
+
+
+class DeliveryError(Exception):
+    """SMTP did not take the message; ``permanent`` says whether trying again can help."""
+
+    def __init__(self, description: str, permanent: bool):
+        super().__init__(description)
+        self.description = description[:500]
+        self.permanent = permanent
+
+
 class _TimeoutConnection(Connection):
     """Flask-Mail's connection, but with a socket timeout (it opens SMTP without one)."""
 
@@ -53,88 +257,77 @@ class _TimeoutConnection(Connection):
         timeout = current_app.config["SMTP_TIMEOUT"]
         smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
         host = smtp_class(self.mail.server, self.mail.port, timeout=timeout)
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
+        try:
+            if self.mail.use_tls:
+                host.starttls()
+            if self.mail.username and self.mail.password:
+                host.login(self.mail.username, self.mail.password)
+        except BaseException:
+            host.close()
+            raise
         return host
 
-
-def queue_invitation(case: ServiceCase, agent, locale: str, tz: str) -> EmailMessage | None:
-    """Store the invitation for ``case`` (status ``pending``); None if there is no valid address."""
-    ticket = case.ticket
-    recipient = valid_address(ticket.requester_email)
-    if recipient is None:
-        return None
-    with force_locale(locale):
-        values = {
-            "requester_name": ticket.requester_name or recipient,
-            "requester_email": recipient,
-            "ticket_id": ticket.id,
-            "ticket_subject": ticket.subject,
-            "technician_name": agent.name,
-            "technician_email": agent.email,
-            "session_code": case.code,
-            "customer_link": case.end_customer_link or "",
-            "valid_until": format_datetime(case.valid_until, "medium", rebase=True) + f" ({tz})"
-            if case.valid_until else "",
-            "company_name": current_app.config["COMPANY_NAME"],
-        }
-        subject_template, body_template = str(DEFAULT_SUBJECT), str(DEFAULT_BODY)
-        subject = header_safe(placeholders.render(
-            subject_template, {k: header_safe(str(v)) for k, v in values.items()}))
-        body_text = placeholders.render(body_template, values)
-        body_html = render_template(
-            "tvwidget/email/invitation.html",
-            body=Markup(placeholders.render(escape(body_template), values, escape=escape)),
-            customer_link=case.end_customer_link,
-            button_label=gettext("Start remote support"),
-            lang=locale,
-        )
-    domain = (current_app.config.get("MAIL_DEFAULT_SENDER") or "tvwidget@localhost").rpartition("@")[2]
-    message = EmailMessage(
-        case=case, recipient=recipient, subject=subject[:500], body_text=body_text,
-        body_html=body_html, language=locale, message_id=make_msgid("tvwidget", domain=domain or None),
-    )
-    db.session.add(message)
-    return message
+    def __exit__(self, exc_type, exc_value, tb):
+        # Flask-Mail's QUIT would raise over the real error (a server that sent
+        # 421 has already hung up), and a QUIT failing after the server took the
+        # message must not turn a delivery into a failure that gets resent.
+        if self.host is None:
+            return
+        try:
+            self.host.quit()
+        except (smtplib.SMTPException, OSError):
+            self.host.close()
 
 
-def send(message: EmailMessage) -> bool:
-    """Try to deliver ``message`` now and record the outcome on it (the caller commits).
+def deliver(outgoing: Outgoing) -> None:
+    """Hand ``outgoing`` to the SMTP server, or raise DeliveryError.
 
-    The session's transaction is ended before talking SMTP, so no database
-    lock (SQLite's write lock above all) is held for the mail server's sake.
+    Never call it inside an open database transaction: the server may take
+    up to SMTP_TIMEOUT per step, and no lock may be held meanwhile.
     """
-    outgoing = Message(
-        subject=message.subject, recipients=[message.recipient], body=message.body_text,
-        html=message.body_html, sender=current_app.config["MAIL_DEFAULT_SENDER"],
+    message = Message(
+        subject=outgoing.subject, recipients=[outgoing.recipient], body=outgoing.body_text,
+        html=outgoing.body_html, sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
-    outgoing.msgId = message.message_id
-    db.session.rollback()
+    message.msgId = outgoing.message_id
     try:
         with _TimeoutConnection(current_app.extensions["mail"]) as connection:
-            connection.send(outgoing)
-        error = None
+            connection.send(message)
     except (smtplib.SMTPException, OSError, BadHeaderError) as exc:
-        error = _describe(exc)[:500]
-    message.attempts += 1
-    message.status = "failed" if error else "sent"
-    message.last_error = error
-    if error:
-        log.warning("invitation %s not sent: %s", message.id, error)
-    else:
-        message.sent_at = utcnow()
-    return error is None
+        description, permanent = classify(exc)
+        raise DeliveryError(description, permanent) from exc
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"SMTP {exc.smtp_code}: {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+def _code_text(code: int, text) -> str:
+    text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+def classify(exc: Exception) -> tuple[str, bool]:
+    """Return (what went wrong, whether it is permanent) for an SMTP failure.
+
+    4xx replies, timeouts, refused or dropped connections are temporary; a 5xx
+    about the message or its recipient is permanent.  A 5xx about our own
+    login or sender address is a configuration fault an administrator can fix,
+    so it is retried like a temporary one.
+    """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "recipient refused: " + ", ".join(f"{code} {msg!r}" for code, msg in exc.recipients.values())
+        replies = list(exc.recipients.values())
+        permanent = bool(replies) and all(500 <= code < 600 for code, _ in replies)
+        return "recipient refused: " + "; ".join(_code_text(code, text) for code, text in replies), permanent
+    if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused)):
+        return f"SMTP {_code_text(exc.smtp_code, exc.smtp_error)} (check the mail settings)", False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {_code_text(exc.smtp_code, exc.smtp_error)}", 500 <= exc.smtp_code < 600
+    if isinstance(exc, BadHeaderError):
+        return "the message has an unsafe header", True
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib reports a reply that never came as a disconnect; the timeout is its cause.
+        if isinstance(exc.__context__, TimeoutError):
+            return "the mail server did not answer in time", False
+        return "the mail server closed the connection", False
     if isinstance(exc, TimeoutError):
-        return "mail server did not answer in time"
+        return "the mail server did not answer in time", False
     if isinstance(exc, ConnectionRefusedError):
-        return "mail server refused the connection"
-    return exc.__class__.__name__ + (f": {exc}" if str(exc) else "")
+        return "the mail server refused the connection", False
+    return exc.__class__.__name__ + (f": {exc}" if str(exc) else ""), False

@@ -1,36 +1,63 @@
-"""The admin area (F1, F12): connect TeamViewer and choose the group.
+"""The admin area (F1, F11, F12): connect TeamViewer, revoke and hand over, choose the group.
 
 Opened from the host with an ``admin`` launch token in a top-level window,
 so an ordinary first-party session cookie and Flask-WTF's CSRF apply here.
+Every route but the launch needs that session, held by an admin; it ends
+after ``PERMANENT_SESSION_LIFETIME`` without a request.
 """
+import logging
 from dataclasses import asdict
 
-from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.exceptions import InternalServerError
+from wtforms.validators import ValidationError
 
-from .. import audit, integration, secrets
-from ..extensions import db
+from .. import integration, secrets
+from ..extensions import csrf, db
 from ..forms import SettingsForm
 from ..host import Agent, LaunchError, verify_launch_token
-from ..models import utcnow
-from ..security import headers
-from ..teamviewer import TeamViewerError
+from ..security import headers, same_origin_request
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("tvwidget_admin", __name__, url_prefix="/embed/admin")
 bp.after_request(headers(frameable=False))
+# The launch is authenticated by the host's signed, single-use token (a host
+# may POST it from its own page); every other route checks CSRF in
+# _require_admin, after the session, so a visitor without one hears that first.
+csrf.exempt(bp)
 
 SESSION_KEY = "tvwidget_admin"
+
+
+@bp.record_once
+def _keep_secrets_out_of_logs(state):
+    # The admin area is where the TeamViewer token enters tvwidget.
+    secrets.redact_logs()
 
 
 def _page(template: str, status: int = 200, **context):
     return render_template(template, **context), status
 
 
+def _refuse(status: int, message):
+    abort(make_response(_page("tvwidget/error.html", status, message=message)))
+
+
 @bp.errorhandler(CSRFError)
 def _csrf_failed(exc):
     return _page("tvwidget/error.html", 400, message=_l(
         "The form expired or did not come from this page. Reload the page and try again."))
+
+
+@bp.errorhandler(InternalServerError)
+def _failed(exc):
+    db.session.rollback()
+    return _page("tvwidget/error.html", 500, message=_l(
+        "Something went wrong in the tvwidget admin area, and nothing was saved. Try again; if it keeps "
+        "happening, the details are in tvwidget's server log."))
 
 
 @bp.route("", methods=["GET", "POST"])
@@ -44,7 +71,8 @@ def launch():
         return _page("tvwidget/error.html", exc.status, message=exc.message)
     if not agent.is_admin:
         db.session.rollback()
-        return _page("tvwidget/error.html", 403, message=_l("Only helpdesk administrators can open the tvwidget admin area."))
+        return _page("tvwidget/error.html", 403, message=_l(
+            "Only helpdesk administrators can open the tvwidget admin area."))
     db.session.commit()
     session.clear()
     session.permanent = True
@@ -56,63 +84,92 @@ def launch():
 def _require_admin():
     if request.endpoint == "tvwidget_admin.launch":
         return None
-    data = session.get(SESSION_KEY)
-    if not data:
-        abort(make_response(_page("tvwidget/error.html", 401, message=_l(
-            "Your admin session has ended. Open the tvwidget admin area again from your helpdesk."))))
-    g.tvwidget_agent = Agent(**data)
+    try:
+        agent = Agent(**session[SESSION_KEY])
+    except (KeyError, TypeError):
+        _refuse(401, _l("Your admin session has ended. Open the tvwidget admin area again from your helpdesk."))
+    if not agent.is_admin:
+        _refuse(403, _l("Only helpdesk administrators can open the tvwidget admin area."))
+    g.tvwidget_agent = agent
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if not same_origin_request():
+            _refuse(403, _l("Requests from other sites are not accepted."))
+        if current_app.config["WTF_CSRF_ENABLED"]:
+            _check_csrf_token()
     return None
 
 
-def _verify(token: str) -> tuple[str | None, dict]:
-    """Check a script token live at TeamViewer; return (problem, account details)."""
-    client = integration.client(token)
+def _check_csrf_token():
+    """Check Flask-WTF's CSRF token (form field or header), or raise CSRFError.
+
+    Not ``csrf.protect()``: over HTTPS it also demands a same-host Referer,
+    which these pages never send (``Referrer-Policy: no-referrer``), so every
+    admin change would fail.  Fetch Metadata (``same_origin_request``) checks
+    the origin instead (RELIABILITY decision 3).
+    """
+    config = current_app.config
+    token = request.form.get(config["WTF_CSRF_FIELD_NAME"]) or next(
+        (request.headers[name] for name in config["WTF_CSRF_HEADERS"] if request.headers.get(name)), None)
     try:
-        if not client.ping():
-            return _l("TeamViewer says this script token is not valid. Copy it again from the Management Console."), {}
-        account = client.account()
-    except TeamViewerError as exc:
-        return exc.message, {}
-    return None, {"account_name": account.name, "account_email": account.email, "company_name": account.company_name}
+        validate_csrf(token)
+    except ValidationError as exc:
+        raise CSRFError(exc.args[0]) from None
+
+
+def _settings_page(form: SettingsForm, row, status: int = 200, connect_failed: bool = False):
+    return _page("tvwidget/admin/settings.html", status, form=form, settings=row,
+                 integration_status=integration.status(row), connect_failed=connect_failed)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
-    """Show and save the TeamViewer connection."""
+    """Show and save the TeamViewer connection and the group (F1, F12)."""
     agent = g.tvwidget_agent
     row = integration.settings()
     form = SettingsForm(obj=row if request.method == "GET" else None)
-    try:
-        token_readable = not row.token_ciphertext or bool(secrets.decrypt(row.token_ciphertext))
-    except secrets.SecretUnreadable:
-        token_readable = False
     if not form.validate_on_submit():
-        status = 422 if request.method == "POST" else 200
-        return _page("tvwidget/admin/settings.html", status, form=form, settings=row, token_readable=token_readable)
-    if not form.script_token.data and not row.connected:
+        return _settings_page(form, row, 422 if request.method == "POST" else 200)
+    token = form.script_token.data
+    if not token and not row.connected:
         form.script_token.errors.append(_l("Paste the script token to connect TeamViewer."))
-        return _page("tvwidget/admin/settings.html", 422, form=form, settings=row, token_readable=token_readable)
-    if form.script_token.data:
-        problem, account = _verify(form.script_token.data)
-        if problem:
-            audit.record("connect_failed", agent, reason=str(problem))
+        return _settings_page(form, row, 422)
+    if token:
+        try:
+            account = integration.verify(token)
+        except integration.ConnectFailed as failure:
+            integration.record_connect_failure(failure, agent)
             db.session.commit()
-            form.script_token.errors.append(problem)
-            return _page("tvwidget/admin/settings.html", 422, form=form, settings=row, token_readable=token_readable)
-        row = db.session.merge(row)
-        row.token_ciphertext = secrets.encrypt(form.script_token.data)
-        row.token_last4 = form.script_token.data[-4:]
-        row.connected_by_id, row.connected_by_name, row.connected_at = agent.id, agent.name, utcnow()
-        for key, value in account.items():
-            setattr(row, key, value)
-        audit.record("connected", agent, account=account.get("account_name"), last4=row.token_last4)
-    row = db.session.merge(row)
-    if row.group_name != form.group_name.data:
-        audit.record("group_changed", agent, old=row.group_name, new=form.group_name.data)
-        row.group_name = form.group_name.data
+            form.script_token.errors.append(failure.message)
+            return _settings_page(form, row, 422, connect_failed=True)
+        row = integration.connect(row, token, account, agent)
+    integration.change_group(row, form.group_name.data, agent)
     db.session.commit()
     return redirect(url_for(".settings", saved=1), 303)
 
 
+@bp.route("/revoke", methods=["GET", "POST"])
+def revoke():
+    """Ask for confirmation, then forget the token so another admin can connect theirs (F11)."""
+    agent = g.tvwidget_agent
+    row = integration.settings()
+    if not row.connected:
+        return redirect(url_for(".settings"), 303)
+    if request.method == "GET":
+        return _page("tvwidget/admin/revoke.html", settings=row, cases=integration.active_cases())
+    try:
+        integration.revoke(agent)
+    except integration.RevokeRefused as refused:
+        db.session.commit()  # the refusal is audited
+        return _page("tvwidget/admin/revoke.html", 409, settings=row, cases=refused.cases)
+    db.session.commit()
+    return redirect(url_for(".settings", revoked=1), 303)
+
+
+@bp.get("/branding")
+def branding():
+    """Explain QuickSupport branding and supporter notifications on TeamViewer's side (F12)."""
+    return _page("tvwidget/admin/branding.html", settings=integration.settings())
+
+
 # Sections that live in their own modules but share this blueprint's admin check.
-from . import admin_email, admin_reports  # noqa: E402,F401
+from . import admin_audit, admin_email, admin_reports  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""The ticket sidebar widget (F2-F8): launch, play, stop, refresh.
+"""The ticket sidebar widget (F2-F8, G5): launch, play, stop, refresh, resend, replace.
 
 Every request after the launch carries the widget credential in the
 ``X-TVWidget-Credential`` header; the ticket and the agent come from it, never
@@ -7,10 +7,10 @@ from anything else the browser sends.
 import re
 import uuid
 
-from flask import Blueprint, abort, g, make_response, render_template, request
+from flask import Blueprint, Response, abort, g, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 
-from .. import cases, integration
+from .. import cases, integration, mail, outbox
 from ..extensions import db
 from ..host import LaunchError, issue_credential, read_credential, save_ticket, verify_launch_token
 from ..models import CaseState, utcnow
@@ -40,11 +40,17 @@ def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error")
     else:
         state = "open"
     email = case.email if case is not None else None
+    if email is None:
+        email_status = "failed"  # no valid requester address: nothing could be sent
+    else:
+        email_status = email.status if email.status in ("sent", "failed") else "pending"
     return {
         "state": state,
         "case": case,
         "email": email,
-        "email_status": email.status if email is not None else "failed",
+        "email_status": email_status,
+        # Pending after a failed try: the outbox retries, the agent is told so.
+        "email_retrying": email is not None and email.status == "pending" and bool(email.last_error),
         "agent": agent,
         "ticket_id": ticket_id,
         "credential": issue_credential(agent, ticket_id),
@@ -58,6 +64,11 @@ def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error")
 def _render(context: dict, status: int = 200):
     template = "tvwidget/_widget.html" if request.headers.get("HX-Request") else "tvwidget/widget.html"
     return render_template(template, **context), status, {"Vary": "HX-Request"}
+
+
+def _render_then_send_due(context: dict, status: int = 200):
+    """Render the widget; once it has gone out, send one due invitation (the outbox's opportunistic sender)."""
+    return outbox.send_one_due_after(make_response(_render(context, status)))
 
 
 def _error_page(message, status: int):
@@ -120,7 +131,7 @@ def play():
         return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
     if created:
         cases.send_invitation(case, agent)
-    return _render(widget_context(agent, ticket_id))
+    return _render_then_send_due(widget_context(agent, ticket_id))
 
 
 @bp.post("/embed/widget/stop")
@@ -132,4 +143,44 @@ def stop():
     except cases.CaseError as exc:
         db.session.rollback()
         return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
+    return _render_then_send_due(widget_context(agent, ticket_id))
+
+
+@bp.post("/embed/widget/resend")
+def resend():
+    """Send the open case's invitation again, with the same Message-ID (G5)."""
+    agent, ticket_id = _authorised()
+    try:
+        case = cases.resend_invitation(ticket_id, agent)
+    except cases.CaseError as exc:
+        db.session.rollback()
+        return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
+    cases.send_invitation(case, agent)
     return _render(widget_context(agent, ticket_id))
+
+
+@bp.post("/embed/widget/replace")
+def replace():
+    """Close an open case the customer never joined and open a fresh one with a new invitation (G5)."""
+    agent, ticket_id = _authorised()
+    key = request.form.get("idempotency_key", "")
+    if not _IDEMPOTENCY_KEY_RE.match(key):
+        key = uuid.uuid4().hex
+    try:
+        case, created = cases.replace_case(ticket_id, agent, request.form.get("code", ""), key)
+    except cases.CaseError as exc:
+        db.session.rollback()
+        return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
+    if created:
+        cases.send_invitation(case, agent)
+    return _render_then_send_due(widget_context(
+        agent, ticket_id, alert=_l("The old service case was closed; this is a new one with a new link."),
+        alert_kind="info"))
+
+
+@bp.get("/embed/email-preview.css")
+def email_preview_css():
+    """The invitation layout's styles as a stylesheet, for the template editor's sandboxed preview frame."""
+    response = Response(mail.preview_stylesheet(), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
