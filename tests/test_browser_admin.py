@@ -3,14 +3,13 @@
 Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright; no browser is downloaded.  tvwidget is
 served over HTTP with the TeamViewer sandbox behind it; the admin area opens top-level, as a host opens it,
 and the widget runs in a second tab so that a real service case is open while the admin tries to revoke.
-Screenshots go to ``docs/screenshots/admin-*.png``.
+Screenshots (``admin-*.png``) go to conftest's ``screenshot_dir()``.
 """
 import os
-from pathlib import Path
 
 import pytest
 
-from .conftest import make_token, skip_or_fail, ticket_claim
+from .conftest import make_token, screenshot_dir, skip_or_fail, ticket_claim
 from .live import serve
 
 try:
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 TIMEOUT = 10_000
 
 WIDGET = "#tvwidget-widget"

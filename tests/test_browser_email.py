@@ -3,19 +3,18 @@
 Debian's Chromium (``/usr/bin/chromium``) through Playwright, as in ``test_browser.py``; no browser is
 downloaded.  An admin edits the subject, previews and saves it; an agent then presses play in the widget,
 framed cross-site by a fake helpdesk, and the email that reaches a real aiosmtpd server carries the new
-subject.  Screenshots go to ``docs/screenshots/``.
+subject.  Screenshots go to conftest's ``screenshot_dir()``.
 """
 import email
 import email.policy
 import os
 import re
-from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template_string
 
-from .conftest import Mailbox, connect, free_port, make_token, skip_or_fail
+from .conftest import Mailbox, connect, free_port, make_token, screenshot_dir, skip_or_fail
 from .live import serve
 
 try:
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--test-third-party-cookie-phaseout"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 TIMEOUT = 10_000
 WIDGET = "#tvwidget-widget"
 EMAIL_STATUS = '[data-tvwidget-field="email-status"]'
