@@ -50,7 +50,7 @@ class ActiveServiceCase(Exception):
         self.case = case
 
 
-def _transition(case: ServiceCase, new_state: str, **values) -> bool:
+def transition(case: ServiceCase, new_state: str, **values) -> bool:
     """Move ``case`` to ``new_state`` unless another process already moved it on.
 
     A conditional UPDATE from the states that may precede ``new_state``, so
@@ -139,7 +139,7 @@ def expire_overdue(now: datetime | None = None, ticket_id: str | None = None, ac
         query = query.where(ServiceCase.ticket_id == ticket_id)
     count = 0
     for case in db.session.scalars(query).all():
-        if _transition(case, CaseState.EXPIRED):
+        if transition(case, CaseState.EXPIRED):
             _add_comment(case, "expired", actor)
             audit.record("case_expired", actor, ticket_id=case.ticket_id, case_id=case.id, code=case.code)
             count += 1
@@ -151,7 +151,7 @@ def _fail_abandoned(ticket_id: str, now: datetime) -> None:
     case = db.session.scalar(sa.select(ServiceCase).where(
         ServiceCase.ticket_id == ticket_id, ServiceCase.state == CaseState.CREATING,
         ServiceCase.opened_at <= now - CREATING_STALE_AFTER))
-    if case is not None and _transition(case, CaseState.FAILED, error="abandoned while creating"):
+    if case is not None and transition(case, CaseState.FAILED, error="abandoned while creating"):
         audit.record("case_failed", None, ticket_id=ticket_id, case_id=case.id, error="abandoned while creating",
                      idempotency_key=case.idempotency_key)
 
@@ -226,14 +226,14 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     try:
         remote = client.create_session(**remote_request)
     except TeamViewerError as exc:
-        _transition(case, CaseState.FAILED, error=f"{exc.kind}: {exc.status or ''}".strip(": "))
+        transition(case, CaseState.FAILED, error=f"{exc.kind}: {exc.status or ''}".strip(": "))
         audit.record("case_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind, status=exc.status)
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
 
     # Phase 3: record what TeamViewer made, with the invitation, in one transaction.
     valid_until = remote.valid_until or now + DEFAULT_VALIDITY
-    _transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
+    transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
                 end_customer_link=remote.end_customer_link, valid_until=valid_until)
     audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code)
     message = mail.queue_invitation(case, agent, agent.tz or "UTC")
@@ -321,7 +321,7 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
         audit.record("case_close_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind)
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
-    if not _transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
+    if not transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
         db.session.commit()
         raise CaseError(_l("This service case was already stopped or replaced, perhaps in another window."), "gone")
     _add_comment(case, "closed", agent, replaced=True)
@@ -373,7 +373,7 @@ def stop_case(ticket_id: str, agent: Agent) -> ServiceCase:
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
     # The end time is this server's clock after TeamViewer confirmed (SPEC F7).
-    if _transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
+    if transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
         _add_comment(case, "closed", agent)
         audit.record("case_closed", agent, ticket_id=ticket_id, case_id=case.id, code=case.code,
                      unknown_to_teamviewer=gone_remotely)

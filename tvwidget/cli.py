@@ -80,3 +80,23 @@ def demo_setup():
 from .outbox import outbox_cli  # noqa: E402
 
 cli.add_command(outbox_cli)
+
+
+@cli.command("reconcile")
+def reconcile_command():
+    """Match service cases with TeamViewer after crashes and timeouts (run from cron)."""
+    from . import reconcile
+    from .secrets import SecretUnreadable
+    from .teamviewer import TeamViewerError
+
+    try:
+        outcome = reconcile.run()
+    except SecretUnreadable:
+        raise click.ClickException("The stored TeamViewer token cannot be decrypted; an admin must enter it again.")
+    except TeamViewerError as exc:
+        raise click.ClickException(f"TeamViewer: {exc}")
+    if outcome is None:
+        click.echo("TeamViewer is not connected: nothing to reconcile.")
+        return
+    click.echo(f"adopted {outcome.adopted}, failed {outcome.failed}, closed at TeamViewer "
+               f"{outcome.closed_remotely}, errors {outcome.errors}")

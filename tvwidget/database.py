@@ -1,6 +1,7 @@
 """Database engine settings: SQLite in WAL mode with a busy timeout and write-ahead locking."""
 import contextlib
 import contextvars
+import logging
 import os
 
 import sqlalchemy as sa
@@ -63,3 +64,23 @@ def _sqlite_begin(connection):
     # locked" when a read transaction tries to become a write transaction.
     read_only = _reading.get() or (has_request_context() and request.method in READ_ONLY_METHODS)
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+# What a lost or refused database connection raises (IntegrityError and the
+# like are bugs or races handled where they happen, never an outage).
+OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def on_outage(bp, respond) -> None:
+    """Answer ``respond()`` (a 503 for the person in front of the screen) when the database is unreachable.
+
+    The session is rolled back, so nothing partial is written; the pool's
+    pre-ping (PostgreSQL) reconnects by itself once the database is back.
+    """
+    def handle(exc):
+        db.session.rollback()
+        logging.getLogger(__name__).error("database unavailable: %s", exc.__class__.__name__)
+        return respond()
+
+    for error in OUTAGE_ERRORS:
+        bp.register_error_handler(error, handle)

@@ -228,6 +228,26 @@ class TeamViewerClient:
             params["offset"] = offset
         return self._call("GET", "/sessions", {200}, _object, params=params)
 
+    def all_sessions(self, *, state: str = "open") -> list[Session]:
+        """Return every session in ``state`` with all fields, following the pages.
+
+        Pages end when ``next_offset`` is absent or ``sessions_remaining`` is not
+        positive; an item without a well-formed code is skipped (and logged).
+        """
+        sessions, offset = [], None
+        while True:
+            page = self.list_sessions(state=state, full_list=True, offset=offset)
+            items = page.get("sessions")
+            for item in items if isinstance(items, list) else []:
+                try:
+                    sessions.append(_session_from(item, 200))
+                except TeamViewerBadReply:
+                    log.warning("TeamViewer listed a session without a well-formed code; skipped")
+            offset = page.get("next_offset")
+            remaining = page.get("sessions_remaining")
+            if not isinstance(offset, str) or not offset or not (isinstance(remaining, int) and remaining > 0):
+                return sessions
+
     def _call(self, method: str, path: str, ok: set[int], parse: Callable[[requests.Response], T], *,
               params: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> T:
         try:
@@ -393,10 +413,13 @@ def _account(response: requests.Response) -> Account:
 
 
 def _session(response: requests.Response) -> Session:
-    data = _object(response)
-    code = data.get("code")
+    return _session_from(_object(response), response.status_code)
+
+
+def _session_from(data: Any, status: int | None) -> Session:
+    code = data.get("code") if isinstance(data, dict) else None
     if not isinstance(code, str) or not SESSION_CODE_RE.fullmatch(code):
-        raise TeamViewerBadReply(status=response.status_code)
+        raise TeamViewerBadReply(status=status)
     state = _str(data.get("state"))
     online = data.get("online")
     return Session(

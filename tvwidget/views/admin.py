@@ -15,6 +15,7 @@ from werkzeug.exceptions import InternalServerError
 from wtforms.validators import ValidationError
 
 from .. import integration, secrets
+from ..database import on_outage
 from ..extensions import csrf, db
 from ..forms import SettingsForm
 from ..host import Agent, LaunchError, verify_launch_token
@@ -40,6 +41,10 @@ def _keep_secrets_out_of_logs(state):
 
 def _page(template: str, status: int = 200, **context):
     return render_template(template, **context), status
+
+
+on_outage(bp, lambda: _page("tvwidget/error.html", 503, message=_l(
+    "tvwidget cannot reach its database right now. Nothing was changed; try again in a moment.")))
 
 
 def _refuse(status: int, message):

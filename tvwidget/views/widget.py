@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, g, make_response, render_template,
 from flask_babel import lazy_gettext as _l
 
 from .. import cases, integration, mail, outbox
+from ..database import on_outage
 from ..extensions import db
 from ..host import LaunchError, issue_credential, read_credential, save_ticket, verify_launch_token
 from ..models import CaseState, utcnow
@@ -74,6 +75,10 @@ def _render_then_send_due(context: dict, status: int = 200):
 def _error_page(message, status: int):
     template = "tvwidget/_error.html" if request.headers.get("HX-Request") else "tvwidget/error.html"
     return render_template(template, message=message), status, {"Vary": "HX-Request"}
+
+
+on_outage(bp, lambda: _error_page(
+    _l("tvwidget cannot reach its database right now. Nothing was changed; try again in a moment."), 503))
 
 
 @bp.route("/embed/widget", methods=["GET", "POST"])
