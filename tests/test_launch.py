@@ -167,3 +167,19 @@ def test_locale_comes_from_the_token_else_the_browser(client):
     assert 'lang="en"' in _launch(client, make_token(locale=None)).text
 
 
+
+
+def test_spent_tokens_are_swept_once_they_expire(app, client, monkeypatch):
+    from tvwidget import host
+    from tvwidget.models import UsedLaunchToken
+
+    monkeypatch.setattr(host, "PURGE_SHARE", 0.0)
+    old = make_token(iat=int(time.time()) - 3000, exp=int(time.time()) + 20)
+    assert _launch(client, old).status_code == 200
+    from freezegun import freeze_time
+
+    with freeze_time(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 120)), tick=True):
+        monkeypatch.setattr(host, "PURGE_SHARE", 1.0)
+        assert _launch(client, make_token()).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(UsedLaunchToken)) == 1
