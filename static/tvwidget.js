@@ -1,6 +1,7 @@
 // tvwidget's only script: show "busy" while a request runs, say so when the
-// network fails (htmx leaves the widget untouched then), and copy the customer
-// link. No inline handlers: the pages' CSP forbids inline script.
+// network fails (htmx leaves the widget untouched then), keep the live status
+// from polling while the page is hidden, and copy the customer link. No
+// inline handlers: the pages' CSP forbids inline script.
 (function () {
   "use strict";
 
@@ -8,9 +9,32 @@
     return element && element.closest ? element.closest("#tvwidget-widget") : null;
   }
 
+  // Background requests (the status poll, the history) never make the widget
+  // busy and fail quietly: the agent did not ask for them.
+  function isBackground(element) {
+    return Boolean(element && element.closest && element.closest("[data-tvwidget-background]"));
+  }
+
+  // The status poll's hx-trigger cannot carry a [!document.hidden] filter:
+  // htmx evaluates filters with Function(), which the CSP (and allowEval:
+  // false) forbids. So a poll of a hidden page is cancelled here, and the
+  // status is fetched at once when the page shows again.
+  document.addEventListener("htmx:confirm", function (event) {
+    if (document.hidden && event.detail.elt.id === "tvwidget-status") {
+      event.preventDefault();
+    }
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    var status = document.getElementById("tvwidget-status");
+    if (!document.hidden && status && status.hasAttribute("hx-get") && window.htmx) {
+      window.htmx.trigger(status, "tvwidget:visible");
+    }
+  });
+
   document.addEventListener("htmx:beforeRequest", function (event) {
     var widget = widgetOf(event.detail.elt);
-    if (!widget) { return; }
+    if (!widget || isBackground(event.detail.elt)) { return; }
     widget.dataset.tvwidgetPreviousState = widget.dataset.tvwidgetState;
     widget.dataset.tvwidgetState = "busy";
     widget.setAttribute("aria-busy", "true");
@@ -19,14 +43,15 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     // Reached only when the widget was not swapped (network failure, aborted request).
     var widget = widgetOf(event.detail.elt);
-    if (!widget || !widget.isConnected || !widget.dataset.tvwidgetPreviousState) { return; }
+    if (!widget || isBackground(event.detail.elt) || !widget.isConnected ||
+        !widget.dataset.tvwidgetPreviousState) { return; }
     widget.dataset.tvwidgetState = widget.dataset.tvwidgetPreviousState;
     widget.setAttribute("aria-busy", "false");
   });
 
   document.addEventListener("htmx:sendError", function (event) {
     var widget = widgetOf(event.detail.elt);
-    if (!widget) { return; }
+    if (!widget || isBackground(event.detail.elt)) { return; }
     var alert = widget.querySelector(".tvwidget-alert--network");
     if (!alert) {
       alert = document.createElement("div");

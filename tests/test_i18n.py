@@ -19,9 +19,9 @@ LOCALES = ("en", "ja")
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 
 # Printf-style (gettext/_l/Jinja _()) and str.format-style (email template) placeholders.
-PLACEHOLDER_RE = re.compile(r"%\([a-z_]+\)s|\{[a-z_]+\}")
+PLACEHOLDER_RE = re.compile(r"%\([a-z0-9_]+\)[sd]|\{[a-z_]+\}")
 # A lone % would break Jinja's newstyle gettext (it always applies ``%``).
-STRAY_PERCENT_RE = re.compile(r"%(?!\([a-z_]+\)s|%)")
+STRAY_PERCENT_RE = re.compile(r"%(?!\([a-z0-9_]+\)[sd]|%)")
 
 FIX = "run `make translations`, then translate the new entries in tvwidget/translations/ja/LC_MESSAGES/messages.po"
 

@@ -9,6 +9,7 @@ processes.  These functions therefore commit at their phase boundaries.
 import json
 import logging
 import time
+import unicodedata
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,7 @@ from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, database, integration, mail, outbox
+from . import audit, database, integration, mail, outbox, webhook
 from .extensions import db
 from .host import Agent
 from .models import CREATING_STALE_AFTER, CaseState, Comment, ServiceCase, Ticket, utcnow
@@ -28,6 +29,9 @@ from .teamviewer import TeamViewerError, TeamViewerNotFound
 log = logging.getLogger(__name__)
 
 DEFAULT_VALIDITY = timedelta(hours=24)
+OUTCOMES = ("resolved", "unresolved", "unknown")
+OUTCOME_LABELS = {"resolved": _l("Resolved"), "unresolved": _l("Unresolved"), "unknown": _l("Unknown")}
+NOTE_MAX = 1000
 NOT_CONNECTED = _l("TeamViewer is not connected. An administrator must connect it in the tvwidget admin area.")
 TOKEN_UNREADABLE = _l("The stored TeamViewer token cannot be read (the encryption key changed). "
                       "An administrator must enter the script token again.")
@@ -88,6 +92,15 @@ def latest_case(ticket_id: str) -> ServiceCase | None:
         .order_by(ServiceCase.id.desc()).limit(1))
 
 
+def clean_note(text: str | None) -> str | None:
+    """Return the agent's closing note without control characters (line breaks and tabs kept), or None."""
+    if not text:
+        return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
+    return text.strip() or None
+
+
 def _format_time(value: datetime, locale: str, tz: str) -> str:
     return babel_format_datetime(value, "medium", tzinfo=ZoneInfo(tz), locale=locale) + f" ({tz})"
 
@@ -105,6 +118,8 @@ def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz
     with force_locale(locale):
         if kind == "closed":
             head = gettext("TeamViewer service case %(code)s closed by %(name)s.", code=case.code, name=actor_name)
+        elif kind == "closed_remotely":
+            head = gettext("TeamViewer service case %(code)s was closed at TeamViewer.", code=case.code)
         else:
             head = gettext("TeamViewer service case %(code)s expired without being stopped.", code=case.code)
         lines = [head]
@@ -115,6 +130,10 @@ def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz
             gettext("End: %(time)s", time=_format_time(end, locale, tz)),
             gettext("Duration: %(duration)s", duration=format_duration((end - start).total_seconds())),
         ]
+        if case.outcome:
+            lines.append(gettext("Outcome: %(outcome)s", outcome=OUTCOME_LABELS.get(case.outcome, case.outcome)))
+        if case.note:
+            lines.append(gettext("Note: %(note)s", note=case.note))
     return "\n".join(lines)
 
 
@@ -128,6 +147,7 @@ def _add_comment(case: ServiceCase, kind: str, actor: Agent | None, replaced: bo
         author_name=actor.name if actor else "tvwidget",
     )
     db.session.add(comment)
+    webhook.enqueue("service_case.expired" if kind == "expired" else "service_case.closed", case, comment.body)
     return comment
 
 
@@ -236,6 +256,7 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
                 end_customer_link=remote.end_customer_link, valid_until=valid_until)
     audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code)
+    webhook.enqueue("service_case.opened", case)
     message = mail.queue_invitation(case, agent, agent.tz or "UTC")
     if message is None:
         audit.record("email_not_sent", agent, ticket_id=ticket_id, case_id=case.id, reason="no valid address")
@@ -340,8 +361,13 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
     return new_case, created
 
 
-def stop_case(ticket_id: str, agent: Agent) -> ServiceCase:
-    """Close the ticket's case at TeamViewer and comment start, end and duration (F7)."""
+def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: str = "unknown") -> ServiceCase:
+    """Close the ticket's case at TeamViewer and comment start, end, duration, outcome and note (F7, G3)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    note = clean_note(note)
+    if note is not None and len(note) > NOTE_MAX:
+        raise ValueError("note too long")
     now = utcnow()
     case = active_case(ticket_id)
     if case is None:
@@ -373,12 +399,52 @@ def stop_case(ticket_id: str, agent: Agent) -> ServiceCase:
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
     # The end time is this server's clock after TeamViewer confirmed (SPEC F7).
-    if transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name):
+    if transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name,
+                  note=note, outcome=outcome):
         _add_comment(case, "closed", agent)
         audit.record("case_closed", agent, ticket_id=ticket_id, case_id=case.id, code=case.code,
-                     unknown_to_teamviewer=gone_remotely)
+                     unknown_to_teamviewer=gone_remotely, outcome=outcome, note=note)
     db.session.commit()
     return case
+
+
+def expire_case(case_id: int, now: datetime | None = None, actor: Agent | None = None) -> bool:
+    """Record one open case past its expiry as expired; False if it was not (or another process was first).
+
+    The conditional UPDATE is the first statement, so on SQLite the write
+    lock is taken before anything is read (no stale read snapshot to upgrade).
+    """
+    now = now or utcnow()
+    result = db.session.execute(
+        sa.update(ServiceCase)
+        .where(ServiceCase.id == case_id, ServiceCase.state == CaseState.OPEN, ServiceCase.valid_until <= now)
+        .values(state=CaseState.EXPIRED)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    case = db.session.get(ServiceCase, case_id, populate_existing=True)
+    _add_comment(case, "expired", actor)
+    audit.record("case_expired", actor, ticket_id=case.ticket_id, case_id=case.id, code=case.code)
+    return True
+
+
+def close_remotely(case_id: int, closed_at: datetime) -> bool:
+    """Record that TeamViewer itself closed the open case (G1); False if it was no longer open here.
+
+    Like ``expire_case``, the UPDATE comes first; the caller commits.
+    """
+    result = db.session.execute(
+        sa.update(ServiceCase)
+        .where(ServiceCase.id == case_id, ServiceCase.state == CaseState.OPEN)
+        .values(state=CaseState.CLOSED, closed_at=closed_at, closed_by_name="TeamViewer")
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    case = db.session.get(ServiceCase, case_id, populate_existing=True)
+    _add_comment(case, "closed_remotely", None)
+    audit.record("case_closed", None, ticket_id=case.ticket_id, case_id=case.id, code=case.code,
+                 closed_at_teamviewer=True)
+    return True
 
 
 def ensure_ticket_can_close(ticket_id: str) -> None:

@@ -100,3 +100,25 @@ def reconcile_command():
         return
     click.echo(f"adopted {outcome.adopted}, failed {outcome.failed}, closed at TeamViewer "
                f"{outcome.closed_remotely}, errors {outcome.errors}")
+
+
+@cli.command("sync-connections")
+def sync_connections_command():
+    """Store TeamViewer's connection reports of stopped and expired cases (run from cron; retries for 48 h)."""
+    from . import connections
+    from .secrets import SecretUnreadable
+
+    try:
+        outcome = connections.sync()
+    except SecretUnreadable:
+        raise click.ClickException("The stored TeamViewer token cannot be decrypted; an admin must enter it again.")
+    if outcome is None:
+        click.echo("TeamViewer is not connected: no connection reports to read.")
+        return
+    click.echo(f"{outcome.synced} case(s) synced, {outcome.waiting} still waiting for TeamViewer's report, "
+               f"{outcome.errors} error(s).")
+
+
+from .webhook import webhook_cli  # noqa: E402
+
+cli.add_command(webhook_cli)

@@ -1,9 +1,10 @@
 """Database tables, all prefixed ``tvwidget_`` so they can share a host's database."""
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from . import rollup
 from .extensions import db
 
 
@@ -87,6 +88,8 @@ class ServiceCase(db.Model):
         sa.CheckConstraint(
             "state IN ('creating', 'open', 'closed', 'expired', 'failed')", name="state_known"),
         sa.Index("ix_tvwidget_service_cases_opened_at", "opened_at"),
+        # The report's per-technician edges and the sessions CSV filtered by technician.
+        sa.Index("ix_tvwidget_service_cases_opened_by_id_opened_at", "opened_by_id", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -111,6 +114,9 @@ class ServiceCase(db.Model):
     ticket_type: Mapped[str | None] = mapped_column(sa.String(100))
     ticket_priority: Mapped[str | None] = mapped_column(sa.String(100))
     ticket_source: Mapped[str | None] = mapped_column(sa.String(100))
+    # What the agent said when stopping (G3); outcome is resolved | unresolved | unknown.
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    outcome: Mapped[str | None] = mapped_column(sa.String(16))
 
     ticket: Mapped[Ticket] = relationship()
     email: Mapped["EmailMessage | None"] = relationship(back_populates="case", uselist=False)
@@ -129,6 +135,74 @@ class ServiceCase(db.Model):
         if self.state == CaseState.CREATING:
             return now - self.opened_at < CREATING_STALE_AFTER
         return self.state == CaseState.OPEN and (self.valid_until is None or now < self.valid_until)
+
+
+# Database triggers keep the report's roll-ups below exactly in step with this
+# table, whoever writes to it (any process, the seed, plain SQL).
+sa.event.listen(ServiceCase.__table__, "after_create", rollup.create_triggers)
+
+
+class ReportDay(db.Model):
+    """Closed and expired cases summed per UTC day of opening and value: the report's roll-up.
+
+    ``dimension`` is ``technician`` (``value`` the technician's id, ``name``
+    their latest name), ``category``, ``type``, ``priority``, ``source`` (an
+    unknown value is ``''``) or ``band`` (the duration band's lower bound in
+    minutes; ``''`` for expired cases).  Written only by the triggers in
+    ``tvwidget.rollup``.
+    """
+
+    __tablename__ = "tvwidget_report_days"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    sessions: Mapped[int] = mapped_column(sa.Integer)
+    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
+    expired: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportTechnicianDay(db.Model):
+    """The same roll-up per technician, for reports filtered by technician (no ``technician`` rows)."""
+
+    __tablename__ = "tvwidget_report_technician_days"
+
+    technician_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    sessions: Mapped[int] = mapped_column(sa.Integer)
+    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
+    expired: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportHour(db.Model):
+    """``ReportDay`` per UTC hour, for the ends of a range in a time zone other than UTC."""
+
+    __tablename__ = "tvwidget_report_hours"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    sessions: Mapped[int] = mapped_column(sa.Integer)
+    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
+    expired: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReportTechnicianHour(db.Model):
+    """``ReportTechnicianDay`` per UTC hour."""
+
+    __tablename__ = "tvwidget_report_technician_hours"
+
+    technician_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    sessions: Mapped[int] = mapped_column(sa.Integer)
+    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
+    expired: Mapped[int] = mapped_column(sa.Integer)
 
 
 class Comment(db.Model):
@@ -229,3 +303,70 @@ class UsedLaunchToken(db.Model):
 
     key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class CaseTracking(db.Model):
+    """What tvwidget last learnt from TeamViewer about a case: live status (G1) and connection sync (G2).
+
+    Kept out of the cases table on purpose: the status cache is written every
+    15 s per watched case, and every write to the cases table runs the
+    report's roll-up triggers (and, on PostgreSQL, their table-wide lock).
+    """
+
+    __tablename__ = "tvwidget_case_tracking"
+
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("tvwidget_service_cases.id"), primary_key=True)
+    # When a process last claimed the right to ask TeamViewer about the case's status.
+    status_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    remote_online: Mapped[bool | None] = mapped_column(sa.Boolean)
+    remote_state: Mapped[str | None] = mapped_column(sa.String(16))
+    # The kind of the last failed status check (rate_limited, unavailable...): back off, show "unavailable".
+    status_error: Mapped[str | None] = mapped_column(sa.String(32))
+    connections_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set once TeamViewer reported the case's connections, all finished.
+    connections_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Connection(db.Model):
+    """One TeamViewer connection made with a case's session code, from the connection report (G2)."""
+
+    __tablename__ = "tvwidget_connections"
+    __table_args__ = (sa.UniqueConstraint("case_id", "report_id", name="uq_tvwidget_connections_case_report"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("tvwidget_service_cases.id"), index=True)
+    report_id: Mapped[str] = mapped_column(sa.String(64))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    userid: Mapped[str | None] = mapped_column(sa.String(100))
+    username: Mapped[str | None] = mapped_column(sa.String(200))
+    deviceid: Mapped[str | None] = mapped_column(sa.String(100))
+    devicename: Mapped[str | None] = mapped_column(sa.String(200))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def seconds(self) -> int:
+        """Return how long the connection lasted (0 while TeamViewer reports no end)."""
+        return max(0, int((self.end_at - self.start_at).total_seconds())) if self.end_at else 0
+
+
+class WebhookEvent(db.Model):
+    """A ``service_case.*`` event for the host's webhook: stored with its change, delivered after commit."""
+
+    __tablename__ = "tvwidget_webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    ticket_id: Mapped[str | None] = mapped_column(sa.String(64))
+    case_id: Mapped[int | None] = mapped_column()
+    # The exact bytes signed and sent, every time.
+    body: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

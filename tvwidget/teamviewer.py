@@ -248,6 +248,30 @@ class TeamViewerClient:
             if not isinstance(offset, str) or not offset or not (isinstance(remaining, int) and remaining > 0):
                 return sessions
 
+    def connection_reports(self, session_code: str) -> list["ConnectionRecord"]:
+        """Return every connection report made with ``session_code``, following ``offset_id`` pages.
+
+        Pages end only when ``next_offset`` is absent (the remaining-count
+        field's name differs between the docs' editions); a record without an
+        id or a start is skipped.
+        """
+        _session_path(session_code)  # only a well-formed code goes out
+        records, offset = [], None
+        while True:
+            params = {"session_code": session_code}
+            if offset:
+                params["offset_id"] = offset
+            page = self._call("GET", "/reports/connections", {200}, _object, params=params)
+            items = page.get("records")
+            for item in items if isinstance(items, list) else []:
+                record = _connection_record(item)
+                if record is not None:
+                    records.append(record)
+            next_offset = page.get("next_offset")
+            if not isinstance(next_offset, str) or not next_offset or next_offset == offset:
+                return records
+            offset = next_offset
+
     def _call(self, method: str, path: str, ok: set[int], parse: Callable[[requests.Response], T], *,
               params: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> T:
         try:
@@ -455,3 +479,32 @@ def _datetime(value: Any) -> dt.datetime | None:
         # "Always in UTC unless stated otherwise."
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One connection from TeamViewer's connection report (``end`` is None while it runs)."""
+
+    id: str
+    start: dt.datetime
+    end: dt.datetime | None
+    userid: str | None
+    username: str | None
+    deviceid: str | None
+    devicename: str | None
+    notes: str | None
+
+
+def _connection_record(data: Any) -> ConnectionRecord | None:
+    if not isinstance(data, dict):
+        return None
+    record_id, start = _str(data.get("id")), _datetime(data.get("start_date"))
+    if record_id is None or start is None:
+        log.warning("TeamViewer reported a connection without an id or start; skipped")
+        return None
+    return ConnectionRecord(
+        id=record_id[:64], start=start, end=_datetime(data.get("end_date")),
+        userid=_str(data.get("userid")), username=_str(data.get("username")),
+        deviceid=_str(data.get("deviceid")), devicename=_str(data.get("devicename")),
+        notes=_str(data.get("notes")),
+    )

@@ -1,23 +1,36 @@
 """The host API (server to server): tickets, the case, the close guard, comments, report."""
-from datetime import date, datetime, time, timedelta, timezone
-
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
+from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from .. import cases, reports
+from ..database import on_outage
 from ..extensions import db
 from ..host import TicketDataError, host_key_matches, parse_ticket, save_ticket
 from ..models import Comment
 from ..security import headers
 
+class AnyText(PathConverter):
+    """Like ``path``, but newlines too: a host's ticket id is opaque and must get a JSON answer."""
+
+    regex = r"[^/](?s:.)*?"
+
+
 bp = Blueprint("tvwidget_api", __name__, url_prefix="/api/v1")
+# Runs before the rules below are added to the host's URL map.
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("tvwidget_text", AnyText))
 bp.after_request(headers(frameable=False))
 
 
 def error(code: str, message: str, status: int, **extra):
     """Return the host API's error shape."""
     return jsonify({"error": code, "message": message, **extra}), status
+
+
+on_outage(bp, lambda: error("database_unavailable",
+                            "tvwidget cannot reach its database right now; nothing was changed. Retry shortly.", 503))
 
 
 @bp.before_request
@@ -34,8 +47,8 @@ def _authenticate():
 @bp.before_request
 def _check_ticket_id():
     ticket_id = (request.view_args or {}).get("ticket_id")
-    if ticket_id is not None and not 1 <= len(ticket_id) <= 64:
-        return error("invalid_ticket_id", "A ticket id has 1 to 64 characters.", 400)
+    if ticket_id is not None and (not 1 <= len(ticket_id) <= 64 or not ticket_id.isprintable()):
+        return error("invalid_ticket_id", "A ticket id has 1 to 64 printable characters.", 400)
     return None
 
 
@@ -44,7 +57,13 @@ def _http_error(exc: HTTPException):
     return error(exc.name.lower().replace(" ", "_"), exc.description or exc.name, exc.code or 500)
 
 
-@bp.put("/tickets/<ticket_id>")
+@bp.route("/<tvwidget_text:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], merge_slashes=False)
+def not_found(unknown: str):
+    """Answer JSON for any path under the API that names nothing (hosts parse every reply)."""
+    return error("not_found", "No such host API endpoint; see openapi.yaml.", 404)
+
+
+@bp.put("/tickets/<tvwidget_text:ticket_id>", merge_slashes=False)
 def put_ticket(ticket_id: str):
     """Create or update a ticket's fields."""
     body = request.get_json(silent=True)
@@ -61,7 +80,7 @@ def put_ticket(ticket_id: str):
     return jsonify({"id": ticket.id, "status": "saved"})
 
 
-@bp.get("/tickets/<ticket_id>/service-case")
+@bp.get("/tickets/<tvwidget_text:ticket_id>/service-case", merge_slashes=False)
 def get_service_case(ticket_id: str):
     """Return the ticket's valid case, or 404 ``no_active_case``."""
     case = cases.valid_case(ticket_id)
@@ -70,7 +89,7 @@ def get_service_case(ticket_id: str):
     return jsonify(cases.case_json(case))
 
 
-@bp.post("/tickets/<ticket_id>/close")
+@bp.post("/tickets/<tvwidget_text:ticket_id>/close", merge_slashes=False)
 def close_ticket(ticket_id: str):
     """The close-ticket guard (F8): 409 while a case is valid, else record the ticket closed."""
     try:
@@ -88,7 +107,7 @@ def close_ticket(ticket_id: str):
     return jsonify({"id": ticket_id, "status": "closed"})
 
 
-@bp.get("/tickets/<ticket_id>/comments")
+@bp.get("/tickets/<tvwidget_text:ticket_id>/comments", merge_slashes=False)
 def comments(ticket_id: str):
     """Return the comments tvwidget wrote on the ticket, oldest first."""
     rows = db.session.scalars(sa.select(Comment).where(Comment.ticket_id == ticket_id).order_by(Comment.id))
@@ -99,38 +118,16 @@ def comments(ticket_id: str):
     } for row in rows]})
 
 
-def _day(name: str) -> date | None:
-    value = request.args.get(name)
-    if value is None or value == "":
-        return None
-    return date.fromisoformat(value)
-
-
 @bp.get("/reports/teamviewer-sessions")
 def sessions_report():
-    """The TeamViewer Sessions Summary as JSON (F10)."""
+    """The TeamViewer Sessions Summary as JSON (F10): ``from``/``to`` are UTC days unless ``tz`` names a zone."""
+    tz = request.args.get("tz") or "UTC"
+    if not reports.valid_zone(tz):
+        return error("invalid_parameter", "'tz' must be an IANA time zone such as Asia/Tokyo.", 400, parameter="tz")
     try:
-        start, end = _day("from"), _day("to")
-    except ValueError:
-        bad = "from" if not _valid_day(request.args.get("from")) else "to"
-        return error("invalid_parameter", f"'{bad}' must be a date like 2026-11-24.", 400, parameter=bad)
-    today = datetime.now(timezone.utc).date()
-    end = end or today
-    start = start or end - timedelta(days=29)
-    if start > end:
-        return error("invalid_parameter", "'from' must not be after 'to'.", 400, parameter="from")
-    technician = request.args.get("technician") or None
-    if technician is not None and len(technician) > 100:
-        return error("invalid_parameter", "'technician' is too long.", 400, parameter="technician")
-    since = datetime.combine(start, time.min, timezone.utc)
-    until = datetime.combine(end + timedelta(days=1), time.min, timezone.utc)
-    return jsonify(reports.summary(since, until, technician))
-
-
-def _valid_day(value) -> bool:
-    try:
-        if value:
-            date.fromisoformat(value)
-        return True
-    except ValueError:
-        return False
+        filters = reports.parse_filters(request.args, tz)
+    except reports.FilterError as exc:
+        with force_locale("en"):  # the host API speaks English, like its other errors
+            message = str(exc.message)
+        return error("invalid_parameter", message, 400, parameter=exc.parameter)
+    return jsonify(reports.as_json(reports.build(filters)))

@@ -1,4 +1,4 @@
-"""The ticket sidebar widget (F2-F8, G5): launch, play, stop, refresh, resend, replace.
+"""The ticket sidebar widget (F2-F8, G1-G5): launch, play, stop with note, live status, history, resend, replace.
 
 Every request after the launch carries the widget credential in the
 ``X-TVWidget-Credential`` header; the ticket and the agent come from it, never
@@ -7,14 +7,16 @@ from anything else the browser sends.
 import re
 import uuid
 
-from flask import Blueprint, Response, abort, g, make_response, render_template, request
-from flask_babel import lazy_gettext as _l
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, g, make_response, render_template, request
+from flask_babel import gettext as _, lazy_gettext as _l
+from sqlalchemy.orm import selectinload
 
-from .. import cases, integration, mail, outbox
+from .. import cases, connections, integration, live, mail, outbox, webhook
 from ..database import on_outage
 from ..extensions import db
 from ..host import LaunchError, issue_credential, read_credential, save_ticket, verify_launch_token
-from ..models import CaseState, utcnow
+from ..models import CaseState, ServiceCase, utcnow
 from ..paths import asset_dir
 from ..security import headers, same_origin_request
 
@@ -23,9 +25,30 @@ bp.after_request(headers(frameable=True))
 
 CREDENTIAL_HEADER = "X-TVWidget-Credential"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+HISTORY_PAGE_SIZE = 5
 
 
-def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error") -> dict:
+def time_left(seconds: int | None) -> str | None:
+    """Return the time before expiry as the widget says it ("23 h 12 min left")."""
+    if seconds is None:
+        return None
+    if seconds < 60:
+        return _("less than a minute left")
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    if hours:
+        return _("%(hours)d h %(minutes)d min left", hours=hours, minutes=minutes)
+    return _("%(minutes)d min left", minutes=minutes)
+
+
+def status_context(case, now) -> dict:
+    """Return what ``_status.html`` shows, from the shared cache only (never a TeamViewer call)."""
+    status = live.status_of(case, live.tracking(case.id), now)
+    return {"case": case, "live": status, "time_left": time_left(status.seconds_left),
+            "poll_seconds": current_app.config.get("STATUS_POLL_SECONDS", 15)}
+
+
+def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error", confirm_stop: bool = False,
+                   form: dict | None = None, form_error=None) -> dict:
     """Return everything ``_widget.html`` shows, for page and fragment alike."""
     now = utcnow()
     settings = integration.settings()
@@ -59,7 +82,12 @@ def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error")
         "alert": alert,
         "alert_kind": alert_kind,
         "now": now,
-    }
+        "confirm_stop": confirm_stop and state == "open",
+        "form": form or {"note": "", "outcome": "unknown"},
+        "form_error": form_error,
+        "outcomes": cases.OUTCOME_LABELS,
+        "note_max": cases.NOTE_MAX,
+    } | (status_context(case, now) if state in ("open", "expired") else {})
 
 
 def _render(context: dict, status: int = 200):
@@ -68,8 +96,8 @@ def _render(context: dict, status: int = 200):
 
 
 def _render_then_send_due(context: dict, status: int = 200):
-    """Render the widget; once it has gone out, send one due invitation (the outbox's opportunistic sender)."""
-    return outbox.send_one_due_after(make_response(_render(context, status)))
+    """Render the widget; once it has gone out, send one due invitation and the due webhook events."""
+    return webhook.send_due_after(outbox.send_one_due_after(make_response(_render(context, status))))
 
 
 def _error_page(message, status: int):
@@ -139,16 +167,101 @@ def play():
     return _render_then_send_due(widget_context(agent, ticket_id))
 
 
+@bp.get("/embed/widget/stop")
+def stop_form():
+    """Ask for the closing note and outcome before stopping (G3); changes nothing."""
+    agent, ticket_id = _authorised()
+    return _render(widget_context(agent, ticket_id, confirm_stop=True))
+
+
 @bp.post("/embed/widget/stop")
 def stop():
-    """Close the ticket's service case and comment its times (F7)."""
+    """Close the ticket's service case and comment its times, outcome and note (F7, G3).
+
+    Without fields (an older page, a host's script) the outcome is unknown and there is no note.
+    """
     agent, ticket_id = _authorised()
+    form = {"note": request.form.get("note", ""), "outcome": request.form.get("outcome") or "unknown"}
+    note = cases.clean_note(form["note"])
+    if form["outcome"] not in cases.OUTCOMES:
+        return _render(widget_context(agent, ticket_id, confirm_stop=True, form=form,
+                                      form_error=_l("Choose resolved, unresolved or unknown.")), 422)
+    if note is not None and len(note) > cases.NOTE_MAX:
+        return _render(widget_context(agent, ticket_id, confirm_stop=True, form=form,
+                                      form_error=_l("The note may be at most %(max)d characters long.",
+                                                    max=cases.NOTE_MAX)), 422)
     try:
-        cases.stop_case(ticket_id, agent)
+        cases.stop_case(ticket_id, agent, note=note, outcome=form["outcome"])
     except cases.CaseError as exc:
         db.session.rollback()
         return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
     return _render_then_send_due(widget_context(agent, ticket_id))
+
+
+@bp.get("/embed/widget/status")
+def status():
+    """The open case's live status (G1), polled while the widget shows it.
+
+    Answers from the shared cache; only the poll that claims a stale cache
+    asks TeamViewer.  When the case is no longer open (stopped in another
+    window, closed at TeamViewer, expired), the whole widget is sent instead.
+    """
+    agent, ticket_id = _authorised()
+    now = utcnow()
+    case = cases.latest_case(ticket_id)
+    if case is None or case.state != CaseState.OPEN or case.code != request.args.get("code"):
+        return _whole_widget(agent, ticket_id)
+    case_id, code = case.id, case.code
+    if not case.is_valid(now):
+        db.session.rollback()
+        cases.expire_case(case_id, now, agent)
+        db.session.commit()
+        return _whole_widget(agent, ticket_id)
+    if live.is_due(live.tracking(case_id), now):
+        if live.refresh(case_id, code, now) == "closed":
+            return _whole_widget(agent, ticket_id, alert=_l(
+                "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=code))
+        case = db.session.get(ServiceCase, case_id)
+    return render_template("tvwidget/_status.html", **status_context(case, now)), 200, {"Vary": "HX-Request"}
+
+
+def _whole_widget(agent, ticket_id: str, alert=None):
+    """Send the whole widget in place of the status fragment that asked."""
+    response = make_response(render_template("tvwidget/_widget.html", **widget_context(
+        agent, ticket_id, alert=alert, alert_kind="info")))
+    response.headers.update({"HX-Retarget": "#tvwidget-widget", "HX-Reswap": "outerHTML", "Vary": "HX-Request"})
+    return webhook.send_due_after(response)
+
+
+@bp.get("/embed/widget/history")
+def history():
+    """The ticket's past service cases, newest first, a page at a time (G4); loaded after the widget."""
+    agent, ticket_id = _authorised()
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+    found = db.session.scalars(
+        sa.select(ServiceCase).options(selectinload(ServiceCase.email))
+        .where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_((CaseState.CLOSED, CaseState.EXPIRED)))
+        .order_by(ServiceCase.id.desc())
+        .offset((page - 1) * HISTORY_PAGE_SIZE).limit(HISTORY_PAGE_SIZE + 1)).all()
+    items = found[:HISTORY_PAGE_SIZE]
+    connected = connections.connected_seconds([case.id for case in items])
+    return render_template(
+        "tvwidget/_history.html", items=[_history_item(case, connected.get(case.id)) for case in items],
+        page=page, has_older=len(found) > HISTORY_PAGE_SIZE, outcomes=cases.OUTCOME_LABELS,
+    ), 200, {"Vary": "HX-Request"}
+
+
+def _history_item(case, connected_seconds: int | None) -> dict:
+    email = case.email
+    return {
+        "case": case,
+        "duration": cases.format_duration((case.ended_at - case.opened_at).total_seconds()),
+        "connected": cases.format_duration(connected_seconds) if connected_seconds is not None else None,
+        "outcome": case.outcome or "unknown",
+        "email_status": "failed" if email is None else (email.status if email.status in ("sent", "failed")
+                                                       else "pending"),
+    }
 
 
 @bp.post("/embed/widget/resend")

@@ -1,0 +1,159 @@
+"""The TeamViewer Sessions Summary in a real browser: filters update tables and charts over htmx (F10, G6).
+
+Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright; no browser is downloaded.  The
+screenshots ``admin-report-en.png`` and ``admin-report-ja.png`` (``screenshot_dir()``) are written by
+``test_report_screenshots`` over ``seed-demo`` data.
+"""
+import os
+import re
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tvwidget.extensions import db
+from tvwidget.models import ServiceCase, Ticket
+
+from .conftest import make_token, screenshot_dir, skip_or_fail
+from .live import serve
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    sync_playwright = None
+    PLAYWRIGHT_IMPORT_ERROR = exc
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+SCREENSHOTS = screenshot_dir()
+TIMEOUT = 10_000  # ms
+PAGE = "/embed/admin/reports/teamviewer-sessions"
+TOKYO = ZoneInfo("Asia/Tokyo")
+SESSIONS = '[data-tvwidget-total="sessions"]'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless."""
+    if sync_playwright is None:
+        skip_or_fail(f"playwright cannot be imported: {PLAYWRIGHT_IMPORT_ERROR}")
+    if not os.access(CHROMIUM, os.X_OK):
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+    expect.set_options(timeout=TIMEOUT)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def days_ago(days: int, hour: int = 10) -> datetime:
+    """Return ``hour`` o'clock in Tokyo, ``days`` days before today there."""
+    today = datetime.now(TOKYO).date()
+    return datetime.combine(today - timedelta(days=days), time(hour), TOKYO).astimezone(timezone.utc)
+
+
+def store_cases(app):
+    """Two technicians in the last 30 days (Tokyo), one older session, one expired case."""
+    cases = [("agent-1", "Alex Morgan", 3, 10, "PC"), ("agent-1", "Alex Morgan", 5, 25, "Network"),
+             ("agent-1", "Alex Morgan", 12, 70, "PC"), ("agent-2", "田中 愛子", 2, 4, "Printer"),
+             ("agent-2", "田中 愛子", 20, 40, "Printer"), ("agent-2", "田中 愛子", 60, 15, "Support")]
+    with app.app_context():
+        db.session.add(Ticket(id="T-1", subject="Outlook"))
+        for number, (tech, name, days, minutes, category) in enumerate(cases):
+            opened = days_ago(days)
+            db.session.add(ServiceCase(
+                ticket_id="T-1", state="closed", idempotency_key=f"b-{number}", group_name="BOSS", opened_at=opened,
+                closed_at=opened + timedelta(minutes=minutes), opened_by_id=tech, opened_by_name=name,
+                ticket_category=category, ticket_type="Incident", ticket_priority="High", ticket_source="Email"))
+        db.session.add(ServiceCase(ticket_id="T-1", state="expired", idempotency_key="b-expired", group_name="BOSS",
+                                   opened_at=days_ago(1), opened_by_id="agent-1", opened_by_name="Alex Morgan",
+                                   ticket_category="PC"))
+        db.session.commit()
+        db.session.remove()
+
+
+def open_report(page, base_url: str, **claims):
+    token = make_token(role="admin", ticket=None, **({"tz": "Asia/Tokyo", "locale": "en"} | claims))
+    page.goto(f"{base_url}/embed/admin?token={token}")
+    page.goto(base_url + PAGE)
+    expect(page.locator("#tvwidget-report")).to_be_visible()
+
+
+def bars(page, table: str):
+    return page.locator(f'[data-tvwidget-report="{table}"] svg rect')
+
+
+def test_changing_the_filters_updates_tables_and_charts_without_a_reload(app_factory, page):
+    app = app_factory()
+    store_cases(app)
+    blocked = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and blocked.append(message.text))
+    with serve(app) as base_url:
+        open_report(page, base_url)
+        expect(page.locator(SESSIONS)).to_have_text("5")
+        expect(page.locator('[data-tvwidget-total="expired"]')).to_have_text("1")
+        expect(bars(page, "technicians")).to_have_count(2)
+        expect(page.locator('[data-tvwidget-report="category"] tbody th')).to_have_text(["PC", "Printer", "Network"])
+        page.evaluate("() => { window.tvwidgetNoReload = true; }")  # gone if the page reloads
+
+        page.select_option("#tvwidget-report-technician", "agent-2")
+        expect(page.locator(SESSIONS)).to_have_text("2")
+        expect(page).to_have_url(re.compile(r"technician=agent-2"))
+        expect(bars(page, "technicians")).to_have_count(1)
+        expect(page.locator('[data-tvwidget-report="technicians"] tbody th')).to_have_text(["田中 愛子"])
+        expect(page.locator('[data-tvwidget-report="category"] svg text').first).to_have_text("Printer")
+
+        older = (datetime.now(TOKYO).date() - timedelta(days=89)).isoformat()
+        page.fill("#tvwidget-report-from", older)
+        expect(page.locator(SESSIONS)).to_have_text("3")
+        expect(page).to_have_url(re.compile(rf"from={older}.*technician=agent-2|technician=agent-2.*from={older}"))
+        expect(page.locator('[data-tvwidget-report="category"] tbody th')).to_have_text(["Printer", "Support"])
+        assert page.evaluate("() => window.tvwidgetNoReload") is True
+        csv_link = page.locator('[data-tvwidget-csv="sessions"]').get_attribute("href")
+        assert f"from={older}" in csv_link and "technician=agent-2" in csv_link
+
+        # The URL reproduces the view: a reload, then the back button.
+        page.reload()
+        expect(page.locator(SESSIONS)).to_have_text("3")
+        expect(page.locator("#tvwidget-report-technician")).to_have_value("agent-2")
+        page.go_back()
+        expect(page.locator(SESSIONS)).to_have_text("2")
+
+        page.fill("#tvwidget-report-to", "2020-01-01")
+        expect(page.locator("#tvwidget-report [role=alert]")).to_contain_text("'from' must not be after 'to'.")
+    assert blocked == []  # no inline script or style anywhere, swaps included
+
+
+@pytest.mark.parametrize("lang, tz", [("en", "Europe/London"), ("ja", "Asia/Tokyo")])
+def test_report_screenshots(app_factory, browser, lang, tz):
+    """The report over seed-demo data, as an admin sees it."""
+    app = app_factory()
+    result = app.test_cli_runner().invoke(args=["tvwidget", "seed-demo", "--sessions", "2400", "--seed", "11"])
+    assert result.exit_code == 0, result.output
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=lang)
+    context.set_default_timeout(TIMEOUT)
+    try:
+        page = context.new_page()
+        with serve(app) as base_url:
+            open_report(page, base_url, locale=lang, tz=tz, name="Helpdesk Admin" if lang == "en" else "管理者 佐々木")
+            expect(page.locator('[data-tvwidget-report="bands"] svg rect')).to_have_count(5)
+            page.evaluate("() => document.fonts.ready")
+            page.screenshot(path=SCREENSHOTS / f"admin-report-{lang}.png", full_page=True, animations="disabled")
+    finally:
+        context.close()
