@@ -35,6 +35,11 @@ def screenshot_dir() -> Path:
     return folder
 
 
+# Waits for web fonts before a screenshot, but never longer than 3 s: a promise
+# Playwright evaluates has no timeout of its own.
+FONTS_READY = "() => Promise.race([document.fonts.ready, new Promise(done => setTimeout(done, 3000))])"
+
+
 def skip_or_fail(reason: str):
     """Skip with ``reason``, or fail when CI demands every test run (TVWIDGET_REQUIRE_ALL=1)."""
     if REQUIRE_ALL:

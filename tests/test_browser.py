@@ -28,7 +28,7 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.models import CaseState, ServiceCase, utcnow
 
-from .conftest import HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, skip_or_fail, ticket_claim
+from .conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, skip_or_fail, ticket_claim
 from .live import serve
 
 try:
@@ -446,7 +446,7 @@ def test_screenshots_of_each_state(helpdesk, serve_widget, browser, failing_team
         def shoot(name: str, lang: str, state: str | None = None):
             frame = widget_frame(page)
             expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", state or name)
-            frame.locator("body").evaluate("() => document.fonts.ready")
+            frame.locator("body").evaluate(FONTS_READY)
             # Rest the pointer on the widget's corner: no hover colour on the button that replaced the one clicked.
             frame.locator(WIDGET).hover(position={"x": 2, "y": 2})
             path = SCREENSHOTS / f"widget-{name}-{lang}.png"

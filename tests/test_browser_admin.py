@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from .conftest import make_token, screenshot_dir, skip_or_fail, ticket_claim
+from .conftest import FONTS_READY, make_token, screenshot_dir, skip_or_fail, ticket_claim
 from .live import serve
 
 try:
@@ -74,7 +74,7 @@ def _open_widget(page, base_url, ticket_id, state):
 
 
 def _shoot(page, name):
-    page.locator("body").evaluate("() => document.fonts.ready")
+    page.locator("body").evaluate(FONTS_READY)
     page.mouse.move(0, 0)
     path = SCREENSHOTS / name
     page.screenshot(path=path, full_page=True, animations="disabled")

@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template_string
 
-from .conftest import Mailbox, connect, free_port, make_token, screenshot_dir, skip_or_fail
+from .conftest import FONTS_READY, connect, free_port, Mailbox, make_token, screenshot_dir, skip_or_fail
 from .live import serve
 
 try:
@@ -129,7 +129,7 @@ def test_admin_edits_previews_and_saves_the_subject_and_the_next_email_carries_i
         page.locator('[data-tvwidget-action="preview"]').click()
         expect(preview).to_have_text("Your remote support session for #1234 – Example Corp")
         expect(frame.locator("a")).to_have_text("Start remote support")
-        page.locator("body").evaluate("() => document.fonts.ready")
+        page.locator("body").evaluate(FONTS_READY)
         page.mouse.move(0, 0)
         # Chromium paints an out-of-process frame (the sandboxed preview) only inside the viewport:
         # make the viewport as tall as the page rather than use a full-page capture.
@@ -174,7 +174,7 @@ def test_a_refused_email_shows_in_the_widget_with_resend_and_copy(app_factory, h
             expect(status.locator('[role="alert"]')).to_contain_text("Could not be sent to john.doe@example.com")
             expect(widget.locator('[data-tvwidget-action="resend"]')).to_be_enabled()
 
-            widget.locator("body").evaluate("() => document.fonts.ready")
+            widget.locator("body").evaluate(FONTS_READY)
             widget.locator(WIDGET).hover(position={"x": 2, "y": 2})
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.locator("iframe").screenshot(path=SCREENSHOTS / "widget-email-failed-en.png", animations="disabled")

@@ -14,7 +14,7 @@ import pytest
 from tvwidget.extensions import db
 from tvwidget.models import ServiceCase, Ticket
 
-from .conftest import make_token, screenshot_dir, skip_or_fail
+from .conftest import FONTS_READY, make_token, screenshot_dir, skip_or_fail
 from .live import serve
 
 try:
@@ -153,7 +153,7 @@ def test_report_screenshots(app_factory, browser, lang, tz):
         with serve(app) as base_url:
             open_report(page, base_url, locale=lang, tz=tz, name="Helpdesk Admin" if lang == "en" else "管理者 佐々木")
             expect(page.locator('[data-tvwidget-report="bands"] svg rect')).to_have_count(5)
-            page.evaluate("() => document.fonts.ready")
+            page.evaluate(FONTS_READY)
             page.screenshot(path=SCREENSHOTS / f"admin-report-{lang}.png", full_page=True, animations="disabled")
     finally:
         context.close()
