@@ -40,6 +40,16 @@ def screenshot_dir() -> Path:
 FONTS_READY = "() => Promise.race([document.fonts.ready, new Promise(done => setTimeout(done, 3000))])"
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+    # Chromium's switch for the third-party-cookie phase-out: third-party cookies are blocked.
+    "--test-third-party-cookie-phaseout",
+]
+PLAYWRIGHT_TIMEOUT = 10_000  # ms, for Playwright's waits
+
+
 def skip_or_fail(reason: str):
     """Skip with ``reason``, or fail when CI demands every test run (TVWIDGET_REQUIRE_ALL=1)."""
     if REQUIRE_ALL:
@@ -253,3 +263,21 @@ def launch(client):
         assert response.status_code == 200, response.text
         return Widget(client, response.text)
     return do
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, headless, third-party cookies blocked (never downloaded)."""
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError as exc:
+        skip_or_fail(f"playwright cannot be imported: {exc}")
+    if not os.access(CHROMIUM, os.X_OK):
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+    expect.set_options(timeout=PLAYWRIGHT_TIMEOUT)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
-import os
 import re
 import threading
 
@@ -28,24 +27,16 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.models import CaseState, ServiceCase, utcnow
 
-from .conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, skip_or_fail, ticket_claim
+from .conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, ticket_claim
 from .live import serve
 
 try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-    PLAYWRIGHT_IMPORT_ERROR = exc
+    from playwright.sync_api import expect
+except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
+    expect = None
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-    # Chromium's switch for the third-party-cookie phase-out: third-party cookies are blocked.
-    "--test-third-party-cookie-phaseout",
-]
 SCREENSHOTS = screenshot_dir()
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
@@ -156,20 +147,6 @@ def localhost(url: str) -> str:
 
 # --- fixtures --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, headless, blocking third-party cookies."""
-    if sync_playwright is None:
-        skip_or_fail(f"playwright cannot be imported: {PLAYWRIGHT_IMPORT_ERROR}")
-    if not os.access(CHROMIUM, os.X_OK):
-        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

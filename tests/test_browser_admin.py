@@ -5,24 +5,19 @@ served over HTTP with the TeamViewer sandbox behind it; the admin area opens top
 and the widget runs in a second tab so that a real service case is open while the admin tries to revoke.
 Screenshots (``admin-*.png``) go to conftest's ``screenshot_dir()``.
 """
-import os
 
 import pytest
 
-from .conftest import FONTS_READY, make_token, screenshot_dir, skip_or_fail, ticket_claim
+from .conftest import FONTS_READY, make_token, screenshot_dir, ticket_claim
 from .live import serve
 
 try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-    PLAYWRIGHT_IMPORT_ERROR = exc
+    from playwright.sync_api import expect
+except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
+    expect = None
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOTS = screenshot_dir()
 TIMEOUT = 10_000
 
@@ -33,19 +28,6 @@ SAVE = '[data-tvwidget-action="save"]'
 ALERT = '[role="alert"]'
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if sync_playwright is None:
-        skip_or_fail(f"playwright cannot be imported: {PLAYWRIGHT_IMPORT_ERROR}")
-    if not os.access(CHROMIUM, os.X_OK):
-        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _context(browser):

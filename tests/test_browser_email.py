@@ -7,27 +7,22 @@ subject.  Screenshots go to conftest's ``screenshot_dir()``.
 """
 import email
 import email.policy
-import os
 import re
 
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template_string
 
-from .conftest import FONTS_READY, connect, free_port, Mailbox, make_token, screenshot_dir, skip_or_fail
+from .conftest import FONTS_READY, connect, free_port, Mailbox, make_token, screenshot_dir
 from .live import serve
 
 try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-    PLAYWRIGHT_IMPORT_ERROR = exc
+    from playwright.sync_api import expect
+except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
+    expect = None
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic", "--test-third-party-cookie-phaseout"]
 SCREENSHOTS = screenshot_dir()
 TIMEOUT = 10_000
 WIDGET = "#tvwidget-widget"
@@ -51,19 +46,6 @@ HOST_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title
 </head><body><iframe title="TeamViewer" src="{{ src }}"></iframe></body></html>"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if sync_playwright is None:
-        skip_or_fail(f"playwright cannot be imported: {PLAYWRIGHT_IMPORT_ERROR}")
-    if not os.access(CHROMIUM, os.X_OK):
-        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

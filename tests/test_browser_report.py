@@ -4,7 +4,6 @@ Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright; no browser is
 screenshots ``admin-report-en.png`` and ``admin-report-ja.png`` (``screenshot_dir()``) are written by
 ``test_report_screenshots`` over ``seed-demo`` data.
 """
-import os
 import re
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -14,20 +13,16 @@ import pytest
 from tvwidget.extensions import db
 from tvwidget.models import ServiceCase, Ticket
 
-from .conftest import FONTS_READY, make_token, screenshot_dir, skip_or_fail
+from .conftest import FONTS_READY, make_token, screenshot_dir
 from .live import serve
 
 try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-    PLAYWRIGHT_IMPORT_ERROR = exc
+    from playwright.sync_api import expect
+except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
+    expect = None
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOTS = screenshot_dir()
 TIMEOUT = 10_000  # ms
 PAGE = "/embed/admin/reports/teamviewer-sessions"
@@ -35,20 +30,6 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 SESSIONS = '[data-tvwidget-total="sessions"]'
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, headless."""
-    if sync_playwright is None:
-        skip_or_fail(f"playwright cannot be imported: {PLAYWRIGHT_IMPORT_ERROR}")
-    if not os.access(CHROMIUM, os.X_OK):
-        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
