@@ -11,7 +11,7 @@ from tvwidget.extensions import db
 from tvwidget.models import CaseTracking, Comment, Connection, ServiceCase, utcnow
 from tvwidget.teamviewer import TeamViewerClient
 
-from .conftest import connect
+from .conftest import HOST_API_KEY, connect
 
 CODE = "s12-345-678"
 SESSION = {"code": CODE, "state": "Open", "supporter_link": "https://tv.test/s12345678-abc",
@@ -153,3 +153,24 @@ def test_open_cases_are_not_synced(app, teamviewer, launch):
     launch().play()
     _sync(app)
     assert teamviewer.reports.requests == []
+
+
+def test_the_report_gains_the_connected_time_when_the_reports_arrive(app, teamviewer, launch, client):
+    widget = launch()
+    widget.play()
+    widget.post("stop", {"outcome": "resolved"})
+    api = {"Authorization": f"Bearer {HOST_API_KEY}"}
+
+    def report():
+        return client.get("/api/v1/reports/teamviewer-sessions", headers=api).get_json()
+
+    _sync(app)  # nothing reported yet
+    assert report()["total_sessions"] == 1 and report()["total_connected_seconds"] == 0
+    teamviewer.reports.pages = [[_record(1), _record(2, start="2030-01-01T11:00:00Z", end="2030-01-01T11:05:00Z")]]
+    _retry_soon(app)
+    assert "1 case(s) synced" in _sync(app)
+    body = report()
+    assert (body["total_connected_seconds"], body["average_connected_seconds"]) == (1530, 1530)
+    assert body["by_outcome"][0] | {"total_duration_seconds": 0, "average_duration_seconds": 0} == {
+        "value": "resolved", "sessions": 1, "total_duration_seconds": 0, "average_duration_seconds": 0,
+        "total_connected_seconds": 1530, "average_connected_seconds": 1530}

@@ -69,7 +69,8 @@ def test_report_totals_and_breakdowns(connected_app, launch, client):
     assert body["total_sessions"] == 1
     assert body["by_technician"][0] | {"total_duration_seconds": 0, "average_duration_seconds": 0} == {
         "value": "agent-1", "name": "Alex Morgan", "sessions": 1,
-        "total_duration_seconds": 0, "average_duration_seconds": 0}
+        "total_duration_seconds": 0, "average_duration_seconds": 0,
+        "total_connected_seconds": 0, "average_connected_seconds": 0}  # no connection report yet
     assert body["by_category"][0]["value"] == "PC" and body["by_type"][0]["value"] == "Incident"
     assert body["by_priority"][0]["value"] == "High" and body["by_source"][0]["value"] == "Email"
 

@@ -1,4 +1,6 @@
 """Migrations: one head, ``db upgrade`` builds exactly the models' schema, host tables untouched."""
+from datetime import datetime, timedelta, timezone
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -6,8 +8,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 
-from tvwidget import create_app
+from tvwidget import create_app, reports
 from tvwidget.extensions import db, migrate
+from tvwidget.models import ServiceCase, UTCDateTime
 
 
 @pytest.fixture
@@ -60,3 +63,81 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
         db.engine.dispose()
+
+
+def _rows(table: str, *columns: sa.Column) -> sa.TableClause:
+    """A table as an old revision had it, for writing rows the models of today no longer fit."""
+    return sa.table(table, *columns)
+
+
+CASES = _rows("tvwidget_service_cases", *(sa.column(name) for name in (
+    "ticket_id", "state", "idempotency_key", "group_name", "opened_by_id", "opened_by_name", "opened_by_email",
+    "ticket_category", "outcome")),
+    *(sa.column(name, UTCDateTime()) for name in ("opened_at", "closed_at", "valid_until")))
+CONNECTIONS = _rows("tvwidget_connections", sa.column("case_id"), sa.column("report_id"),
+                    *(sa.column(name, UTCDateTime()) for name in ("start_at", "end_at", "fetched_at")))
+DAY = datetime(2026, 11, 10, 1, 0, tzinfo=timezone.utc)
+
+
+def _old_case(connection, key: str, state: str, outcome: str | None, minutes: int = 10) -> int:
+    connection.execute(CASES.insert().values(
+        ticket_id="T-1", state=state, idempotency_key=key, group_name="BOSS", opened_by_id="agent-1",
+        opened_by_name="Alex Morgan", opened_by_email="", ticket_category="PC", outcome=outcome, opened_at=DAY,
+        closed_at=DAY + timedelta(minutes=minutes) if state == "closed" else None,
+        valid_until=DAY + timedelta(hours=24)))
+    return connection.execute(sa.text("SELECT id FROM tvwidget_service_cases WHERE idempotency_key = :key"),
+                              {"key": key}).scalar()
+
+
+def _old_connection(connection, case_id: int, report_id: str, seconds: int | None) -> None:
+    connection.execute(CONNECTIONS.insert().values(
+        case_id=case_id, report_id=report_id, start_at=DAY, fetched_at=DAY,
+        end_at=None if seconds is None else DAY + timedelta(seconds=seconds)))
+
+
+def _category_sessions(connection) -> int:
+    return connection.execute(sa.text(
+        "SELECT coalesce(sum(sessions), 0) FROM tvwidget_report_days WHERE dimension = 'category'")).scalar()
+
+
+def test_the_report_outcome_migration_rolls_up_existing_data_and_downgrades(empty_app):
+    """5e0c2a7d41b9 counts the connections stored before it and rolls every case up again; its downgrade
+    brings back the roll-ups (and triggers) of bbf919ce0700."""
+    day = reports.Filters(DAY.date(), DAY.date())
+    with empty_app.app_context():
+        upgrade(revision="bbf919ce0700")
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO tvwidget_tickets (id, subject, requester_name, requester_email, "
+                                       "updated_at) VALUES ('T-1', '', '', '', '2026-11-10 00:00:00')")
+            resolved = _old_case(connection, "m-1", "closed", "resolved", 30)
+            _old_connection(connection, resolved, "a", 600)
+            _old_connection(connection, resolved, "b", None)  # still running when fetched: counts nothing
+            _old_case(connection, "m-2", "closed", None)
+            expired = _old_case(connection, "m-3", "expired", None)
+            _old_connection(connection, expired, "c", 900)
+        upgrade()
+        built = reports.build(day)
+        assert (built.total.sessions, built.total.expired, built.total.connected_seconds) == (2, 1, 600)
+        assert {row.value: (row.sessions, row.expired, row.connected_seconds) for row in built.outcomes} == {
+            "resolved": (1, 0, 600), "unresolved": (0, 0, 0), "unknown": (1, 1, 0)}
+        assert reports.as_json(built) == reports.as_json(reports.build(day, use_rollup=False))
+        assert db.session.get(ServiceCase, expired).connected_seconds == 900  # kept, though not summed
+        db.session.remove()
+
+        downgrade(revision="bbf919ce0700")
+        with db.engine.begin() as connection:
+            for table in ("tvwidget_service_cases", "tvwidget_report_days"):
+                assert "connected_seconds" not in {c["name"] for c in sa.inspect(connection).get_columns(table)}
+            assert connection.execute(sa.text(
+                "SELECT count(*) FROM tvwidget_report_days WHERE dimension = 'outcome'")).scalar() == 0
+            assert _category_sessions(connection) == 2
+            # The triggers of bbf919ce0700 are back, and none is left on the connections.
+            later = _old_case(connection, "m-4", "closed", "unresolved")
+            _old_connection(connection, later, "d", 120)
+            assert _category_sessions(connection) == 3
+
+        upgrade()
+        built = reports.build(day)
+        assert (built.total.sessions, built.total.connected_seconds) == (3, 720)
+        assert [row.sessions for row in built.outcomes] == [1, 1, 1]
+        db.session.remove()

@@ -75,9 +75,9 @@ def test_totals_averages_and_every_breakdown(client, add_case):
     assert (body["total_sessions"], body["total_duration_seconds"], body["average_duration_seconds"]) == (3, 4500, 1500)
     assert body["by_technician"] == [
         {"value": "agent-1", "name": "Alex Morgan", "sessions": 2, "total_duration_seconds": 1800,
-         "average_duration_seconds": 900},
+         "average_duration_seconds": 900, "total_connected_seconds": 0, "average_connected_seconds": 0},
         {"value": "agent-2", "name": "田中 愛子", "sessions": 1, "total_duration_seconds": 2700,
-         "average_duration_seconds": 2700},
+         "average_duration_seconds": 2700, "total_connected_seconds": 0, "average_connected_seconds": 0},
     ]
     assert items(body, "by_category") == {"PC": (2, 3300, 1650), "Network": (1, 1200, 1200)}
     assert items(body, "by_type") == {"Incident": (2, 1800, 900), "Service request": (1, 2700, 2700)}
@@ -135,7 +135,8 @@ def test_the_technician_filter_keeps_one_technicians_sessions(client, add_case):
     body = report(client, technician="agent-2")
     assert (body["total_sessions"], body["total_duration_seconds"]) == (2, 3600)
     assert body["by_technician"] == [{"value": "agent-2", "name": "田中 愛子", "sessions": 2,
-                                      "total_duration_seconds": 3600, "average_duration_seconds": 1800}]
+                                      "total_duration_seconds": 3600, "average_duration_seconds": 1800,
+                                      "total_connected_seconds": 0, "average_connected_seconds": 0}]
     assert items(body, "by_category") == {"Printer": (2, 3600, 1800)}
     nobody = report(client, technician="nobody")
     assert nobody["total_sessions"] == 0 and nobody["by_technician"] == [] and nobody["by_category"] == []
@@ -177,7 +178,8 @@ def _rollup_rows(app):
     """Return every roll-up row that holds anything, table by table."""
     with app.app_context():
         return {r.table: {tuple(row) for row in db.session.execute(sa.text(
-                    f"SELECT * FROM {r.table} WHERE sessions <> 0 OR duration_seconds <> 0 OR expired <> 0"))}
+                    f"SELECT * FROM {r.table} WHERE sessions <> 0 OR duration_seconds <> 0 OR expired <> 0 "
+                    "OR connected_seconds <> 0"))}
                 for r in rollup.ROLLUPS}
 
 
@@ -285,9 +287,11 @@ def test_the_json_has_the_spec_shape(client, add_case):
     body = report(client)
     assert {"total_sessions", "total_duration_seconds", "average_duration_seconds", "by_technician", "by_category",
             "by_type", "by_priority", "by_source"} <= set(body)
-    item_keys = {"value", "sessions", "total_duration_seconds", "average_duration_seconds"}
+    assert {"total_connected_seconds", "average_connected_seconds", "by_outcome"} <= set(body)  # G2, G3
+    item_keys = {"value", "sessions", "total_duration_seconds", "average_duration_seconds",
+                 "total_connected_seconds", "average_connected_seconds"}
     assert set(body["by_technician"][0]) == item_keys | {"name"}
-    for key in ("by_category", "by_type", "by_priority", "by_source"):
+    for key in ("by_category", "by_type", "by_priority", "by_source", "by_outcome"):
         assert set(body[key][0]) == item_keys
     assert body["filters"] == {"from": "2026-11-01", "to": "2026-11-30", "tz": "UTC", "technician": None}
 
@@ -333,11 +337,12 @@ def test_the_sessions_csv_has_one_quoted_row_per_case(client, add_case):
     response = client.get(f"{PAGE}/sessions.csv", query_string=RANGE)
     rows = _csv(response)
     assert rows[0] == ["Ticket ID", "Session code", "Category", "Type", "Priority", "Source", "Technician ID",
-                       "Technician", "Opened (UTC)", "Closed (UTC)", "Duration (seconds)", "Outcome"]
+                       "Technician", "Opened (UTC)", "Closed (UTC)", "Duration (seconds)", "State",
+                       "Connected (seconds)", "Outcome"]
     assert rows[1] == ["T-1", "s123-456-789", tricky, "Incident", "High", "Email", "agent-2", "田中 愛子",
-                       "2026-11-10T01:02:03Z", "2026-11-10T01:14:37Z", "754", "closed"]
+                       "2026-11-10T01:02:03Z", "2026-11-10T01:14:37Z", "754", "closed", "0", "unknown"]
     assert rows[2][2] == "'=HYPERLINK(\"x\")"  # a formula stays text in a spreadsheet
-    assert rows[2][9:] == ["", "", "expired"]
+    assert rows[2][9:] == ["", "", "expired", "0", "unknown"]
     assert len(rows) == 3
     assert b'"Drucker, ""3. Stock""\n' in response.get_data()  # RFC 4180 quoting
 
@@ -351,10 +356,10 @@ def test_every_table_downloads_as_csv(client, add_case):
               for table in reports.TABLES if table != "sessions"}
     assert tables["summary"][1][:8] == ["2026-11-01", "2026-11-30", "Asia/Tokyo", "All technicians", "2", "4800",
                                         "1:20:00", "2400"]
-    assert tables["summary"][1][-1] == "1"
+    assert tables["summary"][1][9] == "1"
     assert [row[:3] for row in tables["technicians"][1:]] == [["agent-1", "Alex Morgan", "1"],
                                                             ["agent-2", "田中 愛子", "1"]]
-    assert tables["technicians"][1][-1] == "1"  # Alex's expired case
+    assert tables["technicians"][1][7] == "1"  # Alex's expired case
     assert {row[0] for row in tables["category"][1:]} == {"(none)", "PC"}
     assert [row[:2] for row in tables["bands"][1:]] == [["<5", "0"], ["<15", "1"], ["<30", "0"], ["<60", "0"],
                                                         [">=60", "1"]]
@@ -379,9 +384,9 @@ def test_the_page_shows_tables_and_charts_in_the_admins_zone(client, add_case):
     html = page.text
     assert 'data-tvwidget-total="sessions">1<' in html and "1 h 05 min" in html
     assert "(none)" in html and "1:05:00" in html
-    for key in ("technicians", "category", "type", "priority", "source", "bands"):
+    for key in ("technicians", "outcome", "category", "type", "priority", "source", "bands"):
         assert f'data-tvwidget-report="{key}"' in html and f'data-tvwidget-csv="{key}"' in html
-    assert html.count('<svg class="tvwidget-report-chart"') == 6 and html.count('aria-hidden="true" focusable') == 6
+    assert html.count('<svg class="tvwidget-report-chart"') == 7 and html.count('aria-hidden="true" focusable') == 7
     assert " style=" not in html and "<script>" not in html  # the CSP allows neither
     assert 'src="/static/tvwidget/vendor/htmx-2.0.11.min.js"' in html
     assert 'hx-push-url="true"' in html and 'value="2026-11-10"' in html

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from tvwidget import reports
 from tvwidget.extensions import db
-from tvwidget.models import ServiceCase, Ticket
+from tvwidget.models import Connection, ServiceCase, Ticket
 
 UNTIL = "2026-11-24"
 END = datetime(2026, 11, 24, tzinfo=timezone.utc)
@@ -28,6 +28,7 @@ def test_the_same_seed_gives_the_same_cases(app):
     assert seed(app, "--sessions", "1500", "--seed", "7", "--until", UNTIL).exit_code == 0
     first = cases(app)
     with app.app_context():
+        db.session.execute(sa.delete(Connection))
         db.session.execute(sa.delete(ServiceCase))
         db.session.execute(sa.delete(Ticket))
         db.session.commit()

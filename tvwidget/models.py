@@ -117,6 +117,9 @@ class ServiceCase(db.Model):
     # What the agent said when stopping (G3); outcome is resolved | unresolved | unknown.
     note: Mapped[str | None] = mapped_column(sa.Text)
     outcome: Mapped[str | None] = mapped_column(sa.String(16))
+    # The sum of the case's connections' seconds (G2), kept by triggers on tvwidget_connections for the
+    # report's roll-ups (``tvwidget.rollup``); never written by the application.
+    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
     ticket: Mapped[Ticket] = relationship()
     email: Mapped["EmailMessage | None"] = relationship(back_populates="case", uselist=False)
@@ -147,9 +150,11 @@ class ReportDay(db.Model):
 
     ``dimension`` is ``technician`` (``value`` the technician's id, ``name``
     their latest name), ``category``, ``type``, ``priority``, ``source`` (an
-    unknown value is ``''``) or ``band`` (the duration band's lower bound in
-    minutes; ``''`` for expired cases).  Written only by the triggers in
-    ``tvwidget.rollup``.
+    unknown value is ``''``), ``outcome`` (``resolved``, ``unresolved`` or
+    ``unknown``, which a case without one counts as) or ``band`` (the
+    duration band's lower bound in minutes; ``''`` for expired cases).
+    ``connected_seconds`` sums the sessions' TeamViewer connections.  Written
+    only by the triggers in ``tvwidget.rollup``.
     """
 
     __tablename__ = "tvwidget_report_days"
@@ -161,6 +166,7 @@ class ReportDay(db.Model):
     sessions: Mapped[int] = mapped_column(sa.Integer)
     duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
     expired: Mapped[int] = mapped_column(sa.Integer)
+    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class ReportTechnicianDay(db.Model):
@@ -175,6 +181,7 @@ class ReportTechnicianDay(db.Model):
     sessions: Mapped[int] = mapped_column(sa.Integer)
     duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
     expired: Mapped[int] = mapped_column(sa.Integer)
+    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class ReportHour(db.Model):
@@ -189,6 +196,7 @@ class ReportHour(db.Model):
     sessions: Mapped[int] = mapped_column(sa.Integer)
     duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
     expired: Mapped[int] = mapped_column(sa.Integer)
+    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class ReportTechnicianHour(db.Model):
@@ -203,6 +211,7 @@ class ReportTechnicianHour(db.Model):
     sessions: Mapped[int] = mapped_column(sa.Integer)
     duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
     expired: Mapped[int] = mapped_column(sa.Integer)
+    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class Comment(db.Model):
@@ -347,8 +356,15 @@ class Connection(db.Model):
 
     @property
     def seconds(self) -> int:
-        """Return how long the connection lasted (0 while TeamViewer reports no end)."""
+        """Return how long the connection lasted (0 while TeamViewer reports no end).
+
+        ``rollup.connection_seconds_sql`` counts the same in SQL for the report.
+        """
         return max(0, int((self.end_at - self.start_at).total_seconds())) if self.end_at else 0
+
+
+# Database triggers keep each case's connected_seconds the sum of its connections.
+sa.event.listen(Connection.__table__, "after_create", rollup.create_triggers)
 
 
 class WebhookEvent(db.Model):

@@ -1,8 +1,10 @@
-"""The TeamViewer Sessions Summary (F10, G6): totals, breakdowns, duration bands, CSV.
+"""The TeamViewer Sessions Summary (F10, G2, G3, G6): totals, breakdowns, outcomes, duration bands, CSV.
 
 A session is a case an agent stopped (``closed``); its duration runs from
-play to stop on this server's clock.  Cases that expired without a stop are
-counted apart and left out of every duration.  A case belongs to the day it
+play to stop on this server's clock, and its connected time is what
+TeamViewer's connection reports say the connections lasted (0 until they
+arrive).  Cases that expired without a stop are counted apart and left out
+of every duration, connected time included.  A case belongs to the day it
 was opened in the viewer's time zone, and is reported under the ticket
 attributes kept on the case when it opened, so later ticket edits do not
 rewrite the past.
@@ -23,6 +25,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from . import rollup
+from .cases import OUTCOMES
 from .extensions import db
 from .models import ReportDay, ReportHour, ReportTechnicianDay, ReportTechnicianHour, ServiceCase, UTCDateTime
 
@@ -115,27 +118,36 @@ def parse_filters(args: Mapping, tz: str = "UTC") -> Filters:
 
 @dataclass
 class Row:
-    """One line of a table: sessions and their durations, and the cases that expired without a stop."""
+    """One line of a table: sessions, their durations and connected time, and the cases that expired without a stop."""
 
     value: str | None
     sessions: int = 0
     duration_seconds: int = 0
     expired: int = 0
+    connected_seconds: int = 0
     name: str | None = None
 
     @property
     def average_seconds(self) -> int:
         return round(self.duration_seconds / self.sessions) if self.sessions else 0
 
-    def add(self, sessions: int, duration_seconds: int, expired: int, name: str | None = None) -> None:
+    @property
+    def average_connected_seconds(self) -> int:
+        return round(self.connected_seconds / self.sessions) if self.sessions else 0
+
+    def add(self, sessions: int, duration_seconds: int, expired: int, connected_seconds: int,
+            name: str | None = None) -> None:
         self.sessions += int(sessions or 0)
         self.duration_seconds += int(duration_seconds or 0)
         self.expired += int(expired or 0)
+        self.connected_seconds += int(connected_seconds or 0)
         self.name = name or self.name
 
     def as_json(self) -> dict:
         return {"value": self.value, "sessions": self.sessions, "total_duration_seconds": self.duration_seconds,
-                "average_duration_seconds": self.average_seconds}
+                "average_duration_seconds": self.average_seconds,
+                "total_connected_seconds": self.connected_seconds,
+                "average_connected_seconds": self.average_connected_seconds}
 
 
 @dataclass
@@ -146,6 +158,7 @@ class Report:
     total: Row
     technicians: list[Row]
     breakdowns: dict[str, list[Row]]
+    outcomes: list[Row]
     bands: list[Row]
 
     @property
@@ -184,8 +197,8 @@ def _split(since: datetime, until: datetime) -> tuple[Span | None, list[Span], l
 def _rolled_up(table, bucket, start, stop, technician: str | None):
     """Return the roll-up ``table`` summed per dimension and value over the buckets in [start, stop)."""
     name = sa.null() if technician else sa.func.max(table.name)
-    query = (sa.select(table.dimension, table.value, name, sa.func.sum(table.sessions),
-                       sa.func.sum(table.duration_seconds), sa.func.sum(table.expired))
+    query = (sa.select(table.dimension, table.value, name,
+                       *(sa.func.sum(getattr(table, measure)) for measure in rollup.CURRENT.measures))
              .where(bucket >= start, bucket < stop).group_by(table.dimension, table.value))
     if technician:
         query = query.where(table.technician_id == technician)
@@ -223,27 +236,29 @@ def build(filters: Filters, use_rollup: bool = True) -> Report:
     for start, stop in minutes:
         rows += _from_cases(start, stop, technician)
     cells: dict[tuple[str, str], Row] = {}
-    for dimension, value, name, sessions, seconds, expired in rows:
+    for dimension, value, name, sessions, seconds, expired, connected in rows:
         if technician and dimension == "technician":
             continue  # one technician: their line is the total, below
-        cells.setdefault((dimension, value), Row(value or None)).add(sessions, seconds, expired, name)
+        cells.setdefault((dimension, value), Row(value or None)).add(sessions, seconds, expired, connected, name)
 
     def lines(dimension: str) -> list[Row]:
         return [row for (kind, _), row in cells.items() if kind == dimension]
 
     total = Row(None)
     for row in lines("category"):  # each case has exactly one category, known or not
-        total.add(row.sessions, row.duration_seconds, row.expired)
+        total.add(row.sessions, row.duration_seconds, row.expired, row.connected_seconds)
     if technician:
-        everyone = dict(technicians())
-        people = [Row(technician, total.sessions, total.duration_seconds, total.expired,
-                      everyone.get(technician) or technician)]
+        people = [Row(technician, total.sessions, total.duration_seconds, total.expired, total.connected_seconds,
+                      name=dict(technicians()).get(technician) or technician)]
     else:
         people = lines("technician")
     bands = {row.value: row for row in lines("band")}
+    outcomes = {row.value: row for row in lines("outcome")}
     return Report(
         filters=filters, total=total, technicians=_sorted(people),
         breakdowns={dimension: _sorted(lines(dimension)) for dimension in ATTRIBUTES},
+        # Every outcome, in their order; a value written by some other tool after them.
+        outcomes=[outcomes.pop(value, None) or Row(value) for value in OUTCOMES] + _sorted(outcomes.values()),
         bands=[bands.get(str(lower)) or Row(str(lower)) for lower in BANDS],
     )
 
@@ -280,6 +295,9 @@ def as_json(report: Report) -> dict:
     for dimension in ATTRIBUTES:
         body[f"by_{dimension}"] = [row.as_json() for row in report.breakdowns[dimension]]
     filters = report.filters
+    body["total_connected_seconds"] = report.total.connected_seconds
+    body["average_connected_seconds"] = report.total.average_connected_seconds
+    body["by_outcome"] = [row.as_json() for row in report.outcomes]
     body["expired_without_stop"] = report.total.expired
     body["duration_bands"] = [
         row.as_json() | {"value": band_label(row), "from_minutes": band_bounds(row)[0],
@@ -291,10 +309,11 @@ def as_json(report: Report) -> dict:
 
 # --- CSV (G6) -------------------------------------------------------------------------------------
 
-TABLES = ("summary", "technicians", *ATTRIBUTES, "bands", "sessions")
+TABLES = ("summary", "technicians", *ATTRIBUTES, "outcome", "bands", "sessions")
 NONE_LABEL = _l("(none)")
 _TITLES = {
     "category": _l("Category"), "type": _l("Type"), "priority": _l("Priority"), "source": _l("Source"),
+    "outcome": _l("Outcome"),
 }
 # Text a spreadsheet would run as a formula (CSV injection); prefixed with ' to stay text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -314,35 +333,42 @@ def _text(value) -> str:
 
 
 def _line(label, row: Row, expired: bool = True) -> list:
+    """Return a table line: the label, sessions, durations, [expired,] then connected time (appended in G2)."""
     line = [_text(label), row.sessions, row.duration_seconds, format_duration(row.duration_seconds),
             row.average_seconds, format_duration(row.average_seconds)]
-    return line + [row.expired] if expired else line
+    return line + ([row.expired] if expired else []) + [
+        row.connected_seconds, format_duration(row.connected_seconds),
+        row.average_connected_seconds, format_duration(row.average_connected_seconds)]
 
 
 _DURATIONS = (_l("Sessions"), _l("Total duration (seconds)"), _l("Total duration (h:mm:ss)"),
               _l("Average duration (seconds)"), _l("Average duration (h:mm:ss)"))
+_CONNECTED = (_l("Connected time (seconds)"), _l("Connected time (h:mm:ss)"),
+              _l("Average connected time (seconds)"), _l("Average connected time (h:mm:ss)"))
 
 
 def table_rows(report: Report, table: str) -> Iterator[list]:
     """Yield one table of the report as CSV rows, heading first."""
     expired = _l("Expired without stop")
     if table == "summary":
-        yield [str(h) for h in (_l("From"), _l("To"), _l("Time zone"), _l("Technician"), *_DURATIONS, expired)]
+        yield [str(h) for h in (_l("From"), _l("To"), _l("Time zone"), _l("Technician"), *_DURATIONS, expired,
+                                *_CONNECTED)]
         filters = report.filters
         who = report.technicians[0].name if filters.technician and report.technicians else filters.technician
         yield [filters.start.isoformat(), filters.end.isoformat(), filters.tz, _text(who or _l("All technicians"))] \
             + _line("", report.total)[1:]
     elif table == "technicians":
-        yield [str(h) for h in (_l("Technician ID"), _l("Technician"), *_DURATIONS, expired)]
+        yield [str(h) for h in (_l("Technician ID"), _l("Technician"), *_DURATIONS, expired, *_CONNECTED)]
         for row in report.technicians:
             yield [_text(row.value)] + _line(row.name, row)
     elif table == "bands":
-        yield [str(h) for h in (_l("Duration (minutes)"), *_DURATIONS)]
+        yield [str(h) for h in (_l("Duration (minutes)"), *_DURATIONS, *_CONNECTED)]
         for row in report.bands:
             yield _line(band_label(row), row, expired=False)
     else:
-        yield [str(h) for h in (_TITLES[table], *_DURATIONS, expired)]
-        for row in report.breakdowns[table]:
+        rows = report.outcomes if table == "outcome" else report.breakdowns[table]
+        yield [str(h) for h in (_TITLES[table], *_DURATIONS, expired, *_CONNECTED)]
+        for row in rows:
             yield _line(row.value if row.value is not None else str(NONE_LABEL), row)
 
 
@@ -350,12 +376,14 @@ def session_rows(filters: Filters, chunk: int = 5000) -> Iterator[list]:
     """Yield every closed or expired case in ``filters``, one CSV row each, heading first.
 
     Rows come from a server-side cursor ``chunk`` at a time, so memory stays
-    flat however many there are.
+    flat however many there are.  An expired case's connected seconds are
+    given too: TeamViewer measured them, though the report's sums leave
+    expired cases out.
     """
     yield [str(h) for h in (
         _l("Ticket ID"), _l("Session code"), _l("Category"), _l("Type"), _l("Priority"), _l("Source"),
         _l("Technician ID"), _l("Technician"), _l("Opened (UTC)"), _l("Closed (UTC)"), _l("Duration (seconds)"),
-        _l("Outcome"))]
+        _l("State"), _l("Connected (seconds)"), _l("Outcome"))]
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         def iso(column):
@@ -369,7 +397,8 @@ def session_rows(filters: Filters, chunk: int = 5000) -> Iterator[list]:
     query = (sa.select(table.c.ticket_id, table.c.code, table.c.ticket_category, table.c.ticket_type,
                        table.c.ticket_priority, table.c.ticket_source, table.c.opened_by_id, table.c.opened_by_name,
                        iso(table.c.opened_at), iso(table.c.closed_at),
-                       sa.case((table.c.state == "closed", seconds)), table.c.state)
+                       sa.case((table.c.state == "closed", seconds)), table.c.state, table.c.connected_seconds,
+                       sa.func.coalesce(table.c.outcome, rollup.UNKNOWN_OUTCOME))
              .where(table.c.opened_at >= filters.since, table.c.opened_at < filters.until,
                     table.c.state.in_(rollup.COUNTED))
              .order_by(table.c.opened_at, table.c.id))
@@ -379,10 +408,11 @@ def session_rows(filters: Filters, chunk: int = 5000) -> Iterator[list]:
     text = functools.lru_cache(maxsize=4096)(_text)
     result = db.session.execute(query.execution_options(yield_per=chunk))
     for rows in result.partitions():
-        for ticket, code, category, kind, priority, source, tech_id, tech_name, opened, closed, seconds_, state in rows:
+        for (ticket, code, category, kind, priority, source, tech_id, tech_name, opened, closed, seconds_, state,
+             connected, outcome) in rows:
             yield [_text(ticket), code or "", text(category), text(kind), text(priority), text(source),
                    text(tech_id), text(tech_name), opened, closed or "", "" if seconds_ is None else seconds_,
-                   state]
+                   state, connected, text(outcome)]
 
 
 def csv_chunks(rows: Iterable[list], every: int = 2000) -> Iterator[str]:

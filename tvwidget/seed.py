@@ -1,4 +1,8 @@
-"""``flask --app wsgi tvwidget seed-demo``: realistic synthetic closed cases for demos and benchmarks."""
+"""``flask --app wsgi tvwidget seed-demo``: realistic synthetic closed cases for demos and benchmarks.
+
+Each case comes with the outcome its agent chose at stop (G3) and the
+TeamViewer connections its connection report lists (G2).
+"""
 import bisect
 import collections
 import itertools
@@ -15,13 +19,20 @@ import sqlalchemy as sa
 from . import rollup
 from .cli import cli
 from .extensions import db
-from .models import CaseState, ServiceCase, Ticket
+from .models import CaseState, Connection, ServiceCase, Ticket
 
 DAYS = 90
 CHUNK = 10_000
 EXPIRED_SHARE = 0.05
 FOLLOW_UP_SHARE = 0.12  # a second session on the ticket of the session before
 VALIDITY = timedelta(hours=24)
+JOINED_SHARE = 0.93  # closed cases the customer joined: the rest have no connection
+RECONNECT_SHARE = 0.15  # joined cases with a second connection after a drop
+FORGOTTEN_SHARE = 0.4  # expired cases an agent connected to, then forgot to stop
+NO_OUTCOME_SHARE = 0.04  # closed by another tool, without the stop form: counted as unknown
+# (outcome, weight) when the customer joined, and when nobody did.
+OUTCOMES_JOINED = (("resolved", 76), ("unresolved", 15), ("unknown", 9))
+OUTCOMES_ALONE = (("unresolved", 55), ("unknown", 45))
 
 # id, name, e-mail, time zone (their working hours), share of the sessions, pace (x the usual duration)
 TECHNICIANS = (
@@ -104,6 +115,10 @@ class _Generator:
         self.priorities = _Weighted((p[0] for p in PRIORITIES), (p[1] for p in PRIORITIES))
         self.priority_pace = {p[0]: p[2] for p in PRIORITIES}
         self.sources = _Weighted((s[0] for s in SOURCES), (s[1] for s in SOURCES))
+        self.outcomes = {joined: _Weighted((o[0] for o in table), (o[1] for o in table))
+                         for joined, table in ((True, OUTCOMES_JOINED), (False, OUTCOMES_ALONE))}
+        # Outcomes and connections draw from their own stream, so a seed's cases stay those of earlier versions.
+        self.connection_rng = random.Random(f"{seed}-connections")
         # SQLite stores datetimes as text in SQLAlchemy's format; psycopg takes naive UTC datetimes.
         if dialect == "sqlite":
             self.stamp = lambda value: value.replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -125,8 +140,9 @@ class _Generator:
             "updated_at": self.stamp(opened_at),
         }, median
 
-    def cases(self, count: int) -> Iterator[tuple[dict, dict | None]]:
-        """Yield ``count`` cases in about the order they were opened, each with its ticket when it starts one.
+    def cases(self, count: int) -> Iterator[tuple[dict, dict | None, list[dict]]]:
+        """Yield ``count`` cases in about the order they were opened, each with its ticket when it starts one
+        and its connections (without their ``case_id``, unknown before the insert).
 
         Days are drawn first, then each day's cases in time order, as a real
         helpdesk's rows arrive (which also keeps the inserts' index pages hot).
@@ -147,7 +163,7 @@ class _Generator:
                 yield self._case(index, opened_at, technician)
                 index += 1
 
-    def _case(self, index: int, opened_at: datetime, technician) -> tuple[dict, dict | None]:
+    def _case(self, index: int, opened_at: datetime, technician) -> tuple[dict, dict | None, list[dict]]:
         rng = self.rng
         tech_id, tech_name, tech_email, _, pace = technician
         fresh = self.ticket is None or rng.random() >= FOLLOW_UP_SHARE
@@ -165,6 +181,9 @@ class _Generator:
         ended = opened_at + length
         digits = rng.randrange(100_000_000, 1_000_000_000)
         stamp = self.stamp
+        spans = self._connected(opened_at, length, expired)
+        outcome = None if expired or self.connection_rng.random() < NO_OUTCOME_SHARE \
+            else self.outcomes[bool(spans)].draw(self.connection_rng)
         ticket["closed_at"] = stamp(ended)
         case = {
             "ticket_id": ticket["id"], "state": CaseState.EXPIRED if expired else CaseState.CLOSED,
@@ -178,16 +197,47 @@ class _Generator:
             "closed_at": None if expired else stamp(ended),
             "closed_by_id": None if expired else tech_id, "closed_by_name": None if expired else tech_name,
             "error": None, "ticket_category": ticket["category"], "ticket_type": ticket["type"],
-            "ticket_priority": ticket["priority"], "ticket_source": ticket["source"],
+            "ticket_priority": ticket["priority"], "ticket_source": ticket["source"], "outcome": outcome,
         }
-        return case, (ticket if fresh else None)
+        connections = [{
+            "report_id": f"{digits}-{number}", "start_at": stamp(start), "end_at": stamp(end),
+            "userid": f"u{tech_id}", "username": tech_name, "deviceid": f"d{tech_id}",
+            "devicename": f"{tech_id.upper()}-PC", "notes": None, "fetched_at": stamp(end + timedelta(minutes=15)),
+        } for number, (start, end) in enumerate(spans)]
+        return case, (ticket if fresh else None), connections
+
+    def _connected(self, opened_at: datetime, length: timedelta, expired: bool) -> list[tuple[datetime, datetime]]:
+        """Return when the case's TeamViewer connections ran, in whole seconds as TeamViewer reports them.
+
+        The customer joins a few minutes after play and the agent stops a
+        little after disconnecting; some connections drop and reconnect.
+        Expired cases were connected to only when an agent forgot to stop.
+        """
+        rng = self.connection_rng
+        if expired:
+            if rng.random() >= FORGOTTEN_SHARE:
+                return []
+            start = opened_at + timedelta(seconds=rng.uniform(60, 600))
+            minutes = min(rng.lognormvariate(math.log(20), 0.6), 180.0)
+            return [(start.replace(microsecond=0), (start + timedelta(minutes=minutes)).replace(microsecond=0))]
+        if rng.random() >= JOINED_SHARE:
+            return []
+        total = length.total_seconds()
+        wait, wrap_up = min(total * 0.4, rng.uniform(20, 240)), min(total * 0.2, rng.uniform(5, 120))
+        start, end = opened_at + timedelta(seconds=wait), opened_at + length - timedelta(seconds=wrap_up)
+        spans = [(start, end)]
+        if rng.random() < RECONNECT_SHARE and total > 300:
+            drop = start + (end - start) * rng.uniform(0.2, 0.8)
+            spans = [(start, drop), (drop + timedelta(seconds=rng.uniform(10, 90)), end)]
+        return [(a.replace(microsecond=0), b.replace(microsecond=0)) for a, b in spans if b - a >= timedelta(seconds=1)]
 
 
 def seed_cases(count: int, seed: int, until: datetime, progress=None) -> None:
     """Insert ``count`` synthetic closed (about 5 % expired) cases over the ``DAYS`` days before ``until``.
 
     Bulk inserts in chunks, one transaction each, the report's roll-ups
-    summed in with each chunk.
+    summed in with each chunk; then each chunk's connections, once its
+    cases' ids are known.
     """
     connection = db.session.connection()
     dialect = connection.dialect.name
@@ -199,15 +249,22 @@ def seed_cases(count: int, seed: int, until: datetime, progress=None) -> None:
     rows = generator.cases(count)
     done = 0
     while done < count:
-        cases, tickets = [], []
-        for case, ticket in itertools.islice(rows, CHUNK):
+        cases, tickets, connections = [], [], {}
+        for case, ticket, spans in itertools.islice(rows, CHUNK):
             cases.append(case)
+            connections[case["idempotency_key"]] = spans
             if ticket is not None:
                 tickets.append(ticket)
         # A follow-up in a later chunk leaves its ticket's closed_at at the earlier end; nothing reports it.
-        with rollup.bulk_load(db.session.connection()):
+        connection = db.session.connection()
+        with rollup.bulk_load(connection):
+            before = connection.scalar(sa.select(sa.func.coalesce(sa.func.max(ServiceCase.id), 0)))
             _insert(Ticket.__table__, tickets)
             _insert(ServiceCase.__table__, cases)
+            ids = connection.execute(sa.select(ServiceCase.idempotency_key, ServiceCase.id)
+                                     .where(ServiceCase.id > before))
+            _insert(Connection.__table__, [span | {"case_id": case_id} for key, case_id in ids
+                                           for span in connections.get(key, ())])
         db.session.commit()
         done += len(cases)
         if progress:
@@ -238,5 +295,6 @@ def seed_demo(count: int, seed: int, until: datetime | None):
 
     seed_cases(count, seed, end, progress)
     click.echo(f"Seeded {count:,} closed service cases (about {EXPIRED_SHARE:.0%} expired without a stop) "
+               "with outcomes and TeamViewer connections "
                f"over the {DAYS} days before {end.date().isoformat()}, seed {seed}, "
                f"in {time.perf_counter() - started:.1f} s.")

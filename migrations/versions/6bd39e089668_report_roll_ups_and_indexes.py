@@ -2,10 +2,11 @@
 
 The TeamViewer Sessions Summary reads daily and hourly roll-ups kept by
 triggers on tvwidget_service_cases (see tvwidget.rollup); the cases already
-there are summed in.  The triggers are installed from tvwidget.rollup as it
-stands; a later change to them comes with a migration that calls
-``rollup.install`` again (it replaces them), and so must any SQLite batch
-migration that recreates tvwidget_service_cases, which drops its triggers.
+there are summed in.  The triggers are those of ``rollup.FIRST``, the design
+of this revision; a later change to them comes with a migration that calls
+``rollup.install`` again with its own design (it replaces them), and so must
+any SQLite batch migration that recreates tvwidget_service_cases, which
+drops its triggers.
 
 Revision ID: 6bd39e089668
 Revises: 132a0e68ff3f
@@ -71,8 +72,8 @@ def upgrade():
         batch_op.create_index('ix_tvwidget_service_cases_opened_by_id_opened_at', ['opened_by_id', 'opened_at'], unique=False)
 
     # ### end Alembic commands ###
-    rollup.install(op.get_bind())
-    rollup.rebuild(op.get_bind())
+    rollup.install(op.get_bind(), rollup.FIRST)
+    rollup.rebuild(op.get_bind(), rollup.FIRST)
 
 
 def downgrade():

@@ -87,7 +87,7 @@ def downgrade():
     with op.batch_alter_table('tvwidget_service_cases', schema=None) as batch_op:
         batch_op.drop_column('outcome')
         batch_op.drop_column('note')
-    rollup.install(op.get_bind())
+    rollup.install(op.get_bind(), rollup.FIRST)
 
     with op.batch_alter_table('tvwidget_connections', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tvwidget_connections_case_id'))

@@ -6,7 +6,7 @@ that htmx swaps in when the filters change; the URL keeps the filters.
 from flask import Response, abort, g, make_response, render_template, request, stream_with_context
 from flask_babel import format_decimal, gettext
 
-from .. import reports
+from .. import cases, reports, rollup
 from .admin import bp
 
 PAGE = "tvwidget/admin/report.html"
@@ -46,10 +46,14 @@ def label(row: reports.Row) -> str:
     return row.name or row.value or gettext("(none)")
 
 
-def chart(rows: list[reports.Row], bands: bool = False) -> list[dict]:
-    """Return the bars of a chart: the sessions of each line."""
-    return [{"label": band_name(row) if bands else label(row), "count": row.sessions, "muted": row.value is None}
-            for row in rows]
+def outcome_name(row: reports.Row) -> str:
+    """Return an outcome as people read it: "Resolved", "Unresolved", "Unknown" (another tool's value as is)."""
+    return str(cases.OUTCOME_LABELS.get(row.value, row.value))
+
+
+def chart(rows: list[reports.Row], name=label, muted_value: str | None = None) -> list[dict]:
+    """Return the bars of a chart: the sessions of each line, named by ``name``; ``muted_value``'s bar greyed."""
+    return [{"label": name(row), "count": row.sessions, "muted": row.value == muted_value} for row in rows]
 
 
 def _context() -> dict:
@@ -69,6 +73,8 @@ def _context() -> dict:
         "human_duration": human_duration,
         "band_name": band_name,
         "label": label,
+        "outcome_name": outcome_name,
+        "unknown_outcome": rollup.UNKNOWN_OUTCOME,
         "chart": chart,
     }
 
