@@ -8,11 +8,14 @@ ratio tvwidget / minimal for:
 
 - launch: GET /embed/widget?token=… (token verification, ticket upsert, jti record,
   case lookup, full render — what one ticket view costs), each request a fresh token;
+- status: GET /embed/widget/status?code=… with the widget's credential header (the live-status
+  poll an open widget sends every 15 s; at most one poll per case per 15 s asks TeamViewer);
 - guard: GET /api/v1/tickets/<id>/service-case and POST /api/v1/tickets/<id>/close
   (the host API calls a helpdesk makes around closing a ticket);
 
-on SQLite and PostgreSQL. Also counts TeamViewer calls during the run (must be 0) and
-worker memory after 200 and after 20,000 requests.
+on SQLite and PostgreSQL. Also counts TeamViewer calls during the run (none on launch and
+guard; the status poll's shared cache allows one per 15 s) and worker memory after 200 and
+after the whole run.
 
     .venv/bin/python bench/widget.py [--db sqlite|postgresql|both] [--duration 8] [--rounds 3]
 
@@ -20,6 +23,7 @@ Needs wrk (Debian: apt-get install wrk) and, for PostgreSQL, a server at
 postgresql+psycopg://postgres@127.0.0.1:5432/ (a throw-away database is created).
 """
 import argparse
+import html
 import json
 import os
 import re
@@ -41,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EMBED_SECRET = "bench-embed-secret-0123456789abcdef-0123456789"
 HOST_API_KEY = "bench-host-api-key-0123456789abcdef"
+CASE_CODE = "s119-457-589"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TICKET = {"id": "BENCH-1", "subject": "Outlook crashes on start",
           "requester": {"name": "John Doe", "email": "john.doe@example.com"},
@@ -50,7 +55,7 @@ WRK_SCRIPT = r"""
 local paths = {}
 local method = os.getenv("BENCH_METHOD") or "GET"
 local headers = {}
-headers["Authorization"] = os.getenv("BENCH_AUTH")
+headers[os.getenv("BENCH_AUTH_HEADER") or "Authorization"] = os.getenv("BENCH_AUTH")
 local next_id = 0
 setup = function(thread)
   thread:set("id", next_id)
@@ -66,7 +71,7 @@ end
 request = function()
   counter = counter + 1
   local path = paths[(counter - 1) % #paths + 1]
-  if headers["Authorization"] == nil or headers["Authorization"] == "" then
+  if os.getenv("BENCH_AUTH") == nil or os.getenv("BENCH_AUTH") == "" then
     return wrk.format(method, path)
   end
   return wrk.format(method, path, headers)
@@ -81,7 +86,7 @@ def free_port() -> int:
 
 
 class CountingTeamViewer:
-    """Stands in for TeamViewer and counts every call: the measured paths must make none."""
+    """Stands in for TeamViewer and counts every call; the open case's session reads as waiting."""
 
     def __init__(self):
         counter = self
@@ -93,7 +98,10 @@ class CountingTeamViewer:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
-                self.wfile.write(b'{"token_valid": true}')
+                if self.path.startswith("/api/v1/sessions/"):
+                    self.wfile.write(json.dumps({"code": CASE_CODE, "state": "open", "online": False}).encode())
+                else:
+                    self.wfile.write(b'{"token_valid": true}')
 
             do_POST = do_PUT = do_GET  # noqa: N815
 
@@ -147,7 +155,7 @@ def seed(env: dict) -> None:
         save_ticket(parse_ticket(TICKET))
         now = utcnow()
         db.session.add(ServiceCase(
-            ticket_id=TICKET["id"], state="open", idempotency_key=uuid.uuid4().hex, code="s119-457-589",
+            ticket_id=TICKET["id"], state="open", idempotency_key=uuid.uuid4().hex, code=CASE_CODE,
             group_name="BOSS", supporter_link="https://get.teamviewer.com/v15/s119457589-AEG8iPEEzz96",
             end_customer_link="https://get.teamviewer.com/v15/s119457589", valid_until=now + timedelta(hours=24),
             opened_at=now, opened_by_id="agent-1", opened_by_name="Alex Morgan"))
@@ -187,9 +195,9 @@ def workers_rss_kib(master: subprocess.Popen) -> list[int]:
 
 
 def wrk(url_base: str, paths_file: Path, script: Path, duration: int, connections: int, threads: int,
-        method: str = "GET", auth: str = "") -> dict:
+        method: str = "GET", auth: str = "", auth_header: str = "Authorization") -> dict:
     env = os.environ | {"BENCH_PATHS": str(paths_file), "BENCH_METHOD": method, "BENCH_AUTH": auth,
-                        "BENCH_THREADS": str(threads)}
+                        "BENCH_AUTH_HEADER": auth_header, "BENCH_THREADS": str(threads)}
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
                           "-s", str(script), url_base], capture_output=True, text=True, env=env).stdout
     def latency_ms(label):
@@ -210,9 +218,12 @@ def run(kind: str, args) -> list[dict]:
     seed(env)
     script = workdir / "bench.lua"
     script.write_text(WRK_SCRIPT)
-    expected = args.duration * args.rounds * 4000
-    launch_paths = workdir / "launch.txt"
-    launch_paths.write_text("\n".join(f"/embed/widget?token={t}" for t in tokens(expected)) + "\n")
+    # Every round gets tokens of its own: a token works once.
+    launch_paths = [workdir / f"launch-{n}.txt" for n in range(args.rounds)]
+    for path in launch_paths:
+        path.write_text("\n".join(f"/embed/widget?token={t}" for t in tokens(args.duration * 4000)) + "\n")
+    status_paths = workdir / "status.txt"
+    status_paths.write_text(f"/embed/widget/status?code={CASE_CODE}\n")
     guard_get = workdir / "guard_get.txt"
     guard_get.write_text(f"/api/v1/tickets/{TICKET['id']}/service-case\n")
     guard_close = workdir / "guard_close.txt"
@@ -230,20 +241,28 @@ def run(kind: str, args) -> list[dict]:
                 requests.get(f"http://127.0.0.1:{minimal_port}/", timeout=5)
         launch_warm = tokens(200)
         for token in launch_warm:
-            requests.get(f"http://127.0.0.1:{tv_port}/embed/widget", params={"token": token}, timeout=5)
+            page = requests.get(f"http://127.0.0.1:{tv_port}/embed/widget", params={"token": token}, timeout=5).text
+        credential = json.loads(html.unescape(re.search(r"hx-headers='([^']+)'", page).group(1)))[
+            "X-TVWidget-Credential"]
         rss_after_200 = workers_rss_kib(tv)
-        results = {name: [] for name in ("minimal", "launch", "guard GET", "guard POST close")}
-        for _ in range(args.rounds):
+        calls_before = teamviewer.calls
+        started = time.monotonic()
+        results = {name: [] for name in ("minimal", "launch", "status", "guard GET", "guard POST close")}
+        for round_ in range(args.rounds):
             results["minimal"].append(wrk(f"http://127.0.0.1:{minimal_port}", minimal_paths, script, args.duration,
                                           args.connections, args.threads))
-            results["launch"].append(wrk(f"http://127.0.0.1:{tv_port}", launch_paths, script, args.duration,
+            results["launch"].append(wrk(f"http://127.0.0.1:{tv_port}", launch_paths[round_], script, args.duration,
                                          args.connections, args.threads))
+            results["status"].append(wrk(f"http://127.0.0.1:{tv_port}", status_paths, script, args.duration,
+                                         args.connections, args.threads, auth=credential,
+                                         auth_header="X-TVWidget-Credential"))
             results["guard GET"].append(wrk(f"http://127.0.0.1:{tv_port}", guard_get, script, args.duration,
                                             args.connections, args.threads, auth=auth))
             results["guard POST close"].append(wrk(f"http://127.0.0.1:{tv_port}", guard_close, script, args.duration,
                                                    args.connections, args.threads, method="POST", auth=auth))
         served = sum(r["requests"] for name, rs in results.items() if name != "minimal" for r in rs)
         rss_after = workers_rss_kib(tv)
+        elapsed = time.monotonic() - started
     finally:
         tv.terminate()
         minimal.terminate()
@@ -261,7 +280,8 @@ def run(kind: str, args) -> list[dict]:
     for row in rows:
         print(f"{row['path']:<18}{row['rps']:>10.0f}{row['p50']:>9.2f}{row['p99']:>9.2f}{row['non2xx']:>9}"
               f"{row['ratio']:>8.2f}")
-    print(f"TeamViewer calls during the run: {teamviewer.calls}")
+    print(f"TeamViewer calls during the measured run: {teamviewer.calls - calls_before} in {elapsed:.0f} s "
+          f"(status polls of one case; at most {elapsed / 15 + 1:.0f} allowed)")
     print(f"tvwidget worker RSS KiB after 200 requests: {rss_after_200}; after {served + 200} requests: "
           f"{rss_after} ({(sum(rss_after) / sum(rss_after_200) - 1) * 100:+.1f} %)")
     teamviewer.server.shutdown()

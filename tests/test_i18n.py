@@ -173,6 +173,7 @@ def test_launch_error_page_follows_the_browser_language(client):
 def test_japanese_stop_comment_names_the_service_case_and_duration(connected_app, launch, client):
     with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
         widget = launch(locale="ja")
+        frozen.move_to("2026-11-24 01:00:00")  # the clock ticks: start from the second the test names
         widget.play()
         code = widget.field("session-code")
         frozen.move_to("2026-11-24 01:12:34")

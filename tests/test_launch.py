@@ -173,13 +173,17 @@ def test_spent_tokens_are_swept_once_they_expire(app, client, monkeypatch):
     from tvwidget import host
     from tvwidget.models import UsedLaunchToken
 
-    monkeypatch.setattr(host, "PURGE_SHARE", 0.0)
+    monkeypatch.setattr(host, "SWEEP_EVERY", 10**12)
     old = make_token(iat=int(time.time()) - 3000, exp=int(time.time()) + 20)
     assert _launch(client, old).status_code == 200
     from freezegun import freeze_time
 
     with freeze_time(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 120)), tick=True):
-        monkeypatch.setattr(host, "PURGE_SHARE", 1.0)
-        assert _launch(client, make_token()).status_code == 200
+        monkeypatch.setattr(host, "SWEEP_EVERY", 1)
+        response = _launch(client, make_token())
+        assert response.status_code == 200
+        with app.app_context():  # the sweep runs once the response has gone out, not before
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(UsedLaunchToken)) == 2
+        response.close()
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UsedLaunchToken)) == 1

@@ -167,8 +167,11 @@ def test_expired_case_shows_expired_without_asking_teamviewer(app, teamviewer, l
 
 @pytest.mark.parametrize("failure", [
     _json(403, {"error": "rate_limit_reached", "error_description": "Too many calls"}),
+    # The 60-s back-off is longer than any Retry-After the client honours (capped at 60 s).
+    Response(json.dumps({"error": "too_many_requests"}), status=429, content_type="application/json",
+             headers={"Retry-After": "2"}),
     _json(500, {"error": "internal_error"}),
-], ids=["403 rate_limit_reached", "500"])
+], ids=["403 rate_limit_reached", "429 Retry-After 2", "500"])
 def test_rate_limit_or_outage_says_unavailable_quietly_and_backs_off(app, teamviewer, launch, failure):
     widget = launch()
     widget.play()
@@ -227,8 +230,9 @@ def test_many_concurrent_pollers_ask_teamviewer_at_most_once_per_window(app_fact
     assert set(statuses) == {200} and len(statuses) > 100
     gets = teamviewer.gets
     assert 1 <= len(gets) <= 4
-    # The claim is on the server's clock; the double's clock sees the calls slightly jittered.
-    assert all(later - earlier > 0.9 for earlier, later in zip(gets, gets[1:]))
+    # The claim is on the server's clock; the double sees the calls jittered by scheduling (a loaded
+    # machine delays a claimer's call by a few hundred ms), never bunched as unclaimed polls would be.
+    assert all(later - earlier > 0.5 for earlier, later in zip(gets, gets[1:]))
 
 
 @pytest.mark.slow
@@ -314,4 +318,4 @@ def test_pollers_on_four_gunicorn_workers_share_one_teamviewer_call_per_window(d
           f"{len(gets)} TeamViewer calls = {per_minute:.1f} per case per minute "
           f"(ceiling {60 / window:.0f}; {60 / 15:.0f} with the default 15 s)")
     assert 1 <= len(gets) <= duration / window + 1
-    assert all(later - earlier > window - 0.2 for earlier, later in zip(gets, gets[1:]))
+    assert all(later - earlier > window / 2 for earlier, later in zip(gets, gets[1:]))  # jitter: see above

@@ -117,6 +117,7 @@ def test_same_click_twice_is_one_case(connected_app, launch):
 def test_stop_closes_case_and_comments_start_end_duration(connected_app, launch, client):
     with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
         widget = launch()
+        frozen.move_to("2026-11-24 01:00:00")  # the clock ticks: start from the second the test names
         widget.play()
         code = widget.field("session-code")
         frozen.move_to("2026-11-24 01:12:34")

@@ -1,8 +1,10 @@
 """Database engine settings: SQLite in WAL mode with a busy timeout and write-ahead locking."""
 import contextlib
 import contextvars
+import functools
 import logging
 import os
+import time
 
 import sqlalchemy as sa
 from flask import Flask, has_request_context, request
@@ -31,8 +33,6 @@ def configure(app: Flask) -> None:
         os.makedirs(app.instance_path, exist_ok=True)
         options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
         options.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
-    elif uri.startswith("postgresql"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
 
 
 def attach(app: Flask) -> None:
@@ -42,6 +42,30 @@ def attach(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
+    else:
+        sa.event.listen(engine, "checkin", _note_idle)
+        sa.event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
+
+
+# A pooled connection idle longer than this is pinged before use, so one left
+# dead by a database restart is replaced instead of failing a request.  A busy
+# pool is never pinged: pool_pre_ping would add a round trip to every request.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _note_idle(dbapi_connection, connection_record):
+    connection_record.info["tvwidget_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dialect, dbapi_connection, connection_record, connection_proxy):
+    idle_since = connection_record.info.get("tvwidget_idle_since")
+    if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        # SQLAlchemy then discards this connection and checks out a fresh one.
+        raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def _sqlite_connect(dbapi_connection, connection_record):

@@ -1,7 +1,9 @@
 """The host contract: launch tokens, the widget credential and ticket snapshots."""
+import functools
 import hashlib
 import hmac
-import random
+import itertools
+import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -11,7 +13,7 @@ import jwt
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -20,7 +22,8 @@ from .models import Ticket, UsedLaunchToken, utcnow
 AUDIENCE = "tvwidget"
 MAX_TOKEN_BYTES = 8192
 MAX_LIFETIME = 3600
-PURGE_SHARE = 0.01
+SWEEP_EVERY = 100
+_launches = itertools.count(1)
 TICKET_FIELDS = ("category", "type", "priority", "source", "status")
 LOCALES = ("en", "ja")
 
@@ -124,11 +127,18 @@ def _valid_zone(name) -> str | None:
     return name
 
 
-def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketData | None]:
-    """Check a host-signed launch token and spend its ``jti``; return who and which ticket.
+@dataclass(frozen=True)
+class LaunchClaims:
+    """A launch token that passed every check but the last: it has not been spent yet."""
 
-    The caller commits, which makes the ``jti`` spent for good.
-    """
+    agent: Agent
+    ticket: TicketData | None
+    key: str                 # what spends it: its jti, else the token's hash
+    expires_at: datetime
+
+
+def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
+    """Check a host-signed launch token (signature, audience, lifetime, claims); no database work."""
     if not raw:
         raise LaunchError(_l("No launch token was given. Open the widget from the helpdesk's ticket page."))
     if len(raw) > MAX_TOKEN_BYTES:
@@ -167,33 +177,88 @@ def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketDa
         ticket = parse_ticket(claims.get("ticket")) if want_ticket else None
     except TicketDataError as exc:
         raise LaunchError(_l("The launch token's ticket is malformed (%(problem)s).", problem=str(exc))) from None
-    _spend(claims.get("jti"), raw, claims["exp"])
-    return agent, ticket
-
-
-def _spend(jti, raw: str, exp: int) -> None:
+    jti = claims.get("jti")
     key = f"jti:{jti}" if isinstance(jti, str) and jti else "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-    # Spent tokens are only needed until they would have expired anyway; about
-    # one launch in a hundred sweeps them, so a ticket view pays one statement.
-    if random.random() < PURGE_SHARE:
-        db.session.execute(sa.delete(UsedLaunchToken).where(UsedLaunchToken.expires_at < utcnow()))
-    expires = datetime.fromtimestamp(exp, timezone.utc)
+    return LaunchClaims(agent, ticket, key[:255], datetime.fromtimestamp(claims["exp"], timezone.utc))
+
+
+ALREADY_USED = _l("This launch token was already used. Reload the ticket page to open the widget again.")
+
+
+def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketData | None]:
+    """Check a host-signed launch token and spend it in the session; return who and which ticket.
+
+    The caller commits, which makes the token spent for good.  (The widget's
+    launch spends it on its hot path instead, see ``hotpath.launch``.)
+    """
+    claims = check_launch_token(raw, want_ticket=want_ticket)
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     spent = db.session.execute(
-        insert(UsedLaunchToken).values(key=key[:255], expires_at=expires).on_conflict_do_nothing()
+        insert(UsedLaunchToken).values(key=claims.key, expires_at=claims.expires_at).on_conflict_do_nothing()
         .returning(UsedLaunchToken.key)).scalar_one_or_none()
     if spent is None:
-        raise LaunchError(_l("This launch token was already used. Reload the ticket page to open the widget again."))
+        raise LaunchError(ALREADY_USED)
+    return claims.agent, claims.ticket
+
+
+def sweep_spent_tokens_after(response):
+    """On one launch in ``SWEEP_EVERY`` (per process), forget expired spent tokens once ``response`` has gone out.
+
+    Spent tokens are only needed until they would have expired anyway; the
+    sweep runs after the response so the ticket view never waits for it.
+    """
+    if next(_launches) % SWEEP_EVERY:
+        return response
+    app = current_app._get_current_object()
+
+    def sweep():
+        try:
+            with app.app_context():
+                db.session.execute(sa.delete(UsedLaunchToken).where(UsedLaunchToken.expires_at < utcnow()))
+                db.session.commit()
+        except Exception:  # noqa: BLE001 - a later launch sweeps again
+            logging.getLogger(__name__).exception("sweeping spent launch tokens failed")
+
+    response.call_on_close(sweep)
+    return response
+
+
+class _CredentialSigner(TimestampSigner):
+    """itsdangerous's signer, deriving its key once instead of on every sign and check."""
+
+    @functools.cached_property
+    def _derived(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key=None) -> bytes:
+        return self._derived if secret_key is None else super().derive_key(secret_key)
+
+
+class _CredentialSerializer(URLSafeTimedSerializer):
+    """itsdangerous's serializer, making its signer once instead of for every credential."""
+
+    @functools.cached_property
+    def _signer(self) -> TimestampSigner:
+        return super().make_signer()
+
+    def make_signer(self, salt=None) -> TimestampSigner:
+        return self._signer if salt is None or salt == self.salt else super().make_signer(salt)
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="tvwidget.widget-credential")
+    """Return the app's credential serializer (one per secret key, kept on the app)."""
+    secret = current_app.config["SECRET_KEY"]
+    cached = current_app.extensions.get("tvwidget_credential")
+    if cached is None or cached[0] != secret:
+        serializer = _CredentialSerializer(secret, salt="tvwidget.widget-credential", signer=_CredentialSigner)
+        cached = current_app.extensions["tvwidget_credential"] = (secret, serializer)
+    return cached[1]
 
 
 def issue_credential(agent: Agent, ticket_id: str | None) -> str:
     """Return the short-lived credential the widget sends in ``X-TVWidget-Credential``."""
-    return _serializer().dumps({"a": asdict(agent), "t": ticket_id})
+    return _serializer().dumps({"a": vars(agent), "t": ticket_id})  # flat fields: no deep-copying asdict
 
 
 def read_credential(raw: str | None) -> tuple[Agent, str | None]:

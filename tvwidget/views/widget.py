@@ -8,14 +8,16 @@ import re
 import uuid
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, g, make_response, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, make_response, request
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 
-from .. import cases, connections, integration, live, mail, outbox, webhook
+from .. import cases, connections, hotpath, i18n, live, mail, outbox, webhook
 from ..database import on_outage
 from ..extensions import db
-from ..host import LaunchError, issue_credential, read_credential, save_ticket, verify_launch_token
+from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential,
+                    sweep_spent_tokens_after)
+from ..i18n import render_template
 from ..models import CaseState, ServiceCase, utcnow
 from ..paths import asset_dir
 from ..security import headers, same_origin_request
@@ -33,27 +35,28 @@ def time_left(seconds: int | None) -> str | None:
     if seconds is None:
         return None
     if seconds < 60:
-        return _("less than a minute left")
+        return i18n.gettext("less than a minute left")
     hours, minutes = seconds // 3600, seconds % 3600 // 60
     if hours:
-        return _("%(hours)d h %(minutes)d min left", hours=hours, minutes=minutes)
-    return _("%(minutes)d min left", minutes=minutes)
+        return i18n.gettext("%(hours)d h %(minutes)d min left", hours=hours, minutes=minutes)
+    return i18n.gettext("%(minutes)d min left", minutes=minutes)
 
 
-def status_context(case, now) -> dict:
+def status_context(case, tracking, now) -> dict:
     """Return what ``_status.html`` shows, from the shared cache only (never a TeamViewer call)."""
-    status = live.status_of(case, live.tracking(case.id), now)
+    status = live.status_of(case, tracking, now)
     return {"case": case, "live": status, "time_left": time_left(status.seconds_left),
             "poll_seconds": current_app.config.get("STATUS_POLL_SECONDS", 15)}
 
 
-def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error", confirm_stop: bool = False,
-                   form: dict | None = None, form_error=None) -> dict:
-    """Return everything ``_widget.html`` shows, for page and fragment alike."""
+def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, alert=None, alert_kind: str = "error",
+                   confirm_stop: bool = False, form: dict | None = None, form_error=None) -> dict:
+    """Return everything ``_widget.html`` shows, for page and fragment alike (``view`` read if not given)."""
     now = utcnow()
-    settings = integration.settings()
-    case = cases.latest_case(ticket_id)
-    if not settings.connected:
+    if view is None:
+        view = hotpath.view(ticket_id)
+    case = view.case
+    if not view.connected:
         state = "disconnected"
     elif case is None or case.state == CaseState.CLOSED:
         state = "idle"
@@ -63,7 +66,7 @@ def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error",
         state = "expired"
     else:
         state = "open"
-    email = case.email if case is not None else None
+    email = view.email
     if email is None:
         email_status = "failed"  # no valid requester address: nothing could be sent
     else:
@@ -87,7 +90,7 @@ def widget_context(agent, ticket_id: str, alert=None, alert_kind: str = "error",
         "form_error": form_error,
         "outcomes": cases.OUTCOME_LABELS,
         "note_max": cases.NOTE_MAX,
-    } | (status_context(case, now) if state in ("open", "expired") else {})
+    } | (status_context(case, view.tracking, now) if state in ("open", "expired") else {})
 
 
 def _render(context: dict, status: int = 200):
@@ -114,14 +117,15 @@ def launch():
     """Open the widget for the ticket named in the host's launch token."""
     raw = request.form.get("token") if request.method == "POST" else request.args.get("token")
     try:
-        agent, ticket = verify_launch_token(raw or "", want_ticket=True)
+        claims = check_launch_token(raw or "", want_ticket=True)
+        view = hotpath.launch(claims.key, claims.expires_at, vars(claims.ticket) | {"updated_at": utcnow()})
+        if view is None:
+            raise LaunchError(ALREADY_USED)
     except LaunchError as exc:
-        db.session.rollback()
         return _error_page(exc.message, exc.status)
-    g.tvwidget_agent = agent
-    save_ticket(ticket)
-    db.session.commit()
-    return render_template("tvwidget/widget.html", **widget_context(agent, ticket.id)), 200, {"Vary": "HX-Request"}
+    g.tvwidget_agent = claims.agent
+    page = render_template("tvwidget/widget.html", **widget_context(claims.agent, claims.ticket.id, view))
+    return sweep_spent_tokens_after(make_response(page, 200, {"Vary": "HX-Request"}))
 
 
 def _authorised():
@@ -208,27 +212,29 @@ def status():
     """
     agent, ticket_id = _authorised()
     now = utcnow()
-    case = cases.latest_case(ticket_id)
+    view = hotpath.view(ticket_id)
+    case = view.case
     if case is None or case.state != CaseState.OPEN or case.code != request.args.get("code"):
-        return _whole_widget(agent, ticket_id)
-    case_id, code = case.id, case.code
+        return _whole_widget(agent, ticket_id, view)
     if not case.is_valid(now):
-        db.session.rollback()
-        cases.expire_case(case_id, now, agent)
+        cases.expire_case(case.id, now, agent)
         db.session.commit()
         return _whole_widget(agent, ticket_id)
-    if live.is_due(live.tracking(case_id), now):
-        if live.refresh(case_id, code, now) == "closed":
+    if live.is_due(view.tracking, now):
+        if live.refresh(case.id, case.code, now) == "closed":
             return _whole_widget(agent, ticket_id, alert=_l(
-                "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=code))
-        case = db.session.get(ServiceCase, case_id)
-    return render_template("tvwidget/_status.html", **status_context(case, now)), 200, {"Vary": "HX-Request"}
+                "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=case.code))
+        view = hotpath.view(ticket_id)
+        if view.case is None or view.case.id != case.id:
+            return _whole_widget(agent, ticket_id, view)
+    context = status_context(view.case, view.tracking, now)
+    return render_template("tvwidget/_status.html", **context), 200, {"Vary": "HX-Request"}
 
 
-def _whole_widget(agent, ticket_id: str, alert=None):
+def _whole_widget(agent, ticket_id: str, view: hotpath.View | None = None, alert=None):
     """Send the whole widget in place of the status fragment that asked."""
     response = make_response(render_template("tvwidget/_widget.html", **widget_context(
-        agent, ticket_id, alert=alert, alert_kind="info")))
+        agent, ticket_id, view, alert=alert, alert_kind="info")))
     response.headers.update({"HX-Retarget": "#tvwidget-widget", "HX-Reswap": "outerHTML", "Vary": "HX-Request"})
     return webhook.send_due_after(response)
 
@@ -238,7 +244,8 @@ def history():
     """The ticket's past service cases, newest first, a page at a time (G4); loaded after the widget."""
     agent, ticket_id = _authorised()
     page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+    # isdigit() alone admits "⁰⁴⁵", which int() refuses.
+    page = int(page) if page.isascii() and page.isdigit() and 0 < int(page) < 100_000 else 1
     found = db.session.scalars(
         sa.select(ServiceCase).options(selectinload(ServiceCase.email))
         .where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_((CaseState.CLOSED, CaseState.EXPIRED)))

@@ -1,0 +1,256 @@
+"""The ticket-view hot path: a widget launch, the live-status poll and the host's guard read (issue 8).
+
+Every agent loads the widget on every ticket view, so these paths are measured
+(``bench/widget.py``).  Through the ORM session a launch cost six statements
+and, on PostgreSQL, a BEGIN and a COMMIT round trip around them; here each
+path is one to three statements run in autocommit on the pool's own DBAPI
+connection.  The statements are SQLAlchemy Core built from the models and
+compiled once per dialect, and every value passes through the column types'
+own bind and result processors, so they read and write exactly what the ORM
+does.  Everything else (play, stop, admin) keeps using the ORM.
+"""
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import (CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket,
+                     UsedLaunchToken)
+
+class Statement:
+    """A Core statement compiled once per dialect and run on a DBAPI cursor with the types' processors."""
+
+    def __init__(self, build: Callable[[str], sa.sql.Executable]):
+        self._build = build
+        self._compiled: dict[str, tuple] = {}
+
+    def _prepare(self, dialect):
+        prepared = self._compiled.get(dialect.name)
+        if prepared is None:
+            statement = self._build(dialect.name)
+            compiled = statement.compile(dialect=dialect)
+            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                     for name, bind in compiled.binds.items()}
+            results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                       for column in statement.exported_columns]
+            # Literal values in the statement (limits, states) travel as parameters too.
+            fixed = {name: value for name, value in compiled.params.items() if value is not None}
+            prepared = (compiled.string, compiled.positiontup, binds, results, fixed)
+            self._compiled[dialect.name] = prepared
+        return prepared
+
+    def run(self, cursor, dialect, **values) -> list[tuple]:
+        """Execute with ``values`` (by bind name) and return the processed rows."""
+        sql, order, binds, results, fixed = self._prepare(dialect)
+        processed = {name: (binds[name](value) if binds[name] else value) for name, value in (fixed | values).items()}
+        cursor.execute(sql, [processed[name] for name in order] if order is not None else processed)
+        if cursor.description is None:
+            return []
+        return [tuple(process(value) if process else value for process, value in zip(results, row))
+                for row in cursor.fetchall()]
+
+
+@contextlib.contextmanager
+def _cursor():
+    """Yield an autocommit cursor on a pooled connection, and the dialect; DBAPI errors leave as SQLAlchemy's.
+
+    A connection found dead invalidates the whole pool (as SQLAlchemy's own
+    disconnect handling does), so the next request starts on fresh ones.
+    """
+    engine = db.engine
+    dialect = engine.dialect
+    autocommit = dialect.name == "postgresql"  # SQLite's connections are in autocommit already (database.py)
+    connection = cursor = None
+    try:
+        connection = engine.raw_connection()
+        if autocommit:
+            connection.driver_connection.autocommit = True
+        cursor = connection.cursor()
+        yield cursor, dialect
+        cursor.close()
+        if autocommit:
+            connection.driver_connection.autocommit = False
+    except dialect.loaded_dbapi.Error as exc:
+        disconnected = connection is None or dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+        if connection is not None:
+            connection.invalidate(exc)  # never hand a connection in an unknown state back to the pool
+        if disconnected:
+            engine.dispose(close=False)
+        raise sa.exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
+                                         connection_invalidated=disconnected, dialect=dialect) from exc
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _insert(dialect_name: str):
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+
+
+# --- what the widget shows: settings, the ticket's latest case, its email and its live-status cache ----------
+
+_CASE = ServiceCase.__table__
+_EMAIL = EmailMessage.__table__
+# The invitation's bodies stay in the database: the widget shows only where it went and how it fared.
+_EMAIL_SHOWN = [_EMAIL.c[key] for key in ("id", "case_id", "recipient", "language", "status", "attempts",
+                                          "last_error", "created_at", "sent_at", "next_attempt_at")]
+_TRACKING = CaseTracking.__table__
+_SETTINGS = IntegrationSettings.__table__
+
+
+_CASE_KEYS = _CASE.columns.keys()
+_EMAIL_KEYS = [column.key for column in _EMAIL_SHOWN]
+_TRACKING_KEYS = _TRACKING.columns.keys()
+
+
+def _labelled(columns, prefix: str) -> list:
+    return [column.label(f"{prefix}{column.key}") for column in columns]
+
+
+def _view_select(ticket_id) -> sa.Select:
+    latest = (sa.select(_CASE.c.id).where(_CASE.c.ticket_id == ticket_id, _CASE.c.state != CaseState.FAILED)
+              .order_by(_CASE.c.id.desc()).limit(1).scalar_subquery())
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return (sa.select(_SETTINGS.c.token_ciphertext.is_not(None).label("connected"), *_labelled(_CASE.columns, "c_"),
+                      *_labelled(_EMAIL_SHOWN, "e_"), *_labelled(_TRACKING.columns, "t_"))
+            .select_from(one)
+            .outerjoin(_SETTINGS, _SETTINGS.c.id == 1)
+            .outerjoin(_CASE, _CASE.c.id == latest)
+            .outerjoin(_EMAIL, _EMAIL.c.case_id == _CASE.c.id)
+            .outerjoin(_TRACKING, _TRACKING.c.case_id == _CASE.c.id))
+
+
+class CaseRow(SimpleNamespace):
+    """A service case as the hot path read it: its columns as attributes and the model's rules.
+
+    A read-only snapshot, never attached to a session: building ORM instances
+    cost more than the query that fetched them.
+    """
+
+    is_valid = ServiceCase.is_valid
+    ended_at = ServiceCase.ended_at
+
+
+@dataclass(frozen=True)
+class View:
+    """What the widget needs from the database, as read-only snapshots."""
+
+    connected: bool
+    case: CaseRow | None
+    email: SimpleNamespace | None
+    tracking: SimpleNamespace | None
+
+
+def _view(row: tuple, offset: int) -> View:
+    """Build the view from a row holding ``_view_select``'s columns from ``offset`` on."""
+    connected = bool(row[offset])
+    offset += 1
+    parts = []
+    for snapshot, keys in ((CaseRow, _CASE_KEYS), (SimpleNamespace, _EMAIL_KEYS), (SimpleNamespace, _TRACKING_KEYS)):
+        values = row[offset:offset + len(keys)]
+        offset += len(keys)
+        # Each part starts with its primary key: None means the outer join found no row.
+        parts.append(None if values[0] is None else snapshot(**dict(zip(keys, values))))
+    case, email, tracking = parts
+    if case is not None:
+        case.email = email
+    return View(connected, case, email, tracking)
+
+
+_VIEW = Statement(lambda name: _view_select(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type)))
+
+
+def view(ticket_id: str) -> View:
+    """Return what the ticket's widget shows, in one statement."""
+    with _cursor() as (cursor, dialect):
+        return _view(_VIEW.run(cursor, dialect, ticket_id=ticket_id)[0], 0)
+
+
+# --- a launch: spend the token's jti, save the ticket snapshot, read the view -------------------------------
+
+_TICKET = Ticket.__table__
+_TICKET_VALUES = [column.key for column in _TICKET.columns if column.key != "closed_at"]
+_TICKET_KEPT = [key for key in _TICKET_VALUES if key not in ("id", "updated_at")]
+
+
+def _spend_insert(name: str):
+    return (_insert(name)(UsedLaunchToken.__table__)
+            .values(key=sa.bindparam("key"), expires_at=sa.bindparam("expires_at"))
+            .on_conflict_do_nothing())
+
+
+def _ticket_binds() -> dict:
+    return {key: sa.bindparam(key, type_=_TICKET.c[key].type) for key in _TICKET_VALUES}
+
+
+def _ticket_upsert(insert):
+    return insert.on_conflict_do_update(
+        index_elements=[_TICKET.c.id], set_={key: insert.excluded[key] for key in _TICKET_KEPT + ["updated_at"]})
+
+
+def _launch_postgresql(name: str):
+    """Spend, save the ticket if it changed, read the view: one statement of writing CTEs.
+
+    An unchanged ticket (nearly every view) is not written at all, so
+    concurrent views of one ticket never queue on its row lock.
+    """
+    binds = _ticket_binds()
+    spent = _spend_insert(name).returning(UsedLaunchToken.__table__.c.key).cte("spent")
+    unchanged = sa.exists().where(_TICKET.c.id == binds["id"],
+                                  *(_TICKET.c[key].is_not_distinct_from(binds[key]) for key in _TICKET_KEPT))
+    source = sa.select(*binds.values()).where(sa.exists(sa.select(spent.c.key)), ~unchanged)
+    saved = _ticket_upsert(postgresql.insert(_TICKET).from_select(_TICKET_VALUES, source)) \
+        .returning(_TICKET.c.id).cte("saved")
+    spent_key = sa.select(spent.c.key).scalar_subquery().label("spent")
+    view_select = _view_select(binds["id"])
+    return (sa.select(spent_key, *view_select.selected_columns).select_from(*view_select.get_final_froms())
+            .add_cte(saved))
+
+
+_SPEND = Statement(lambda name: _spend_insert(name).returning(UsedLaunchToken.__table__.c.key))
+_SAVE_TICKET = Statement(lambda name: _ticket_upsert(sqlite.insert(_TICKET).values(_ticket_binds())))
+_LAUNCH_POSTGRESQL = Statement(_launch_postgresql)
+# The view and, after it, the ticket as stored (compared with the token's before writing).
+_VIEW_AND_TICKET = Statement(lambda name: _view_select(sa.bindparam("id", type_=_TICKET.c.id.type)).add_columns(
+    *(_TICKET.c[key] for key in _TICKET_KEPT)).outerjoin(_TICKET, _TICKET.c.id == sa.bindparam("id")))
+
+
+def launch(key: str, expires_at: datetime, ticket: dict) -> View | None:
+    """Spend the launch token ``key`` and save ``ticket``; return the widget's view, or None if already spent.
+
+    PostgreSQL does it in one statement.  SQLite, which has no writing CTEs,
+    spends the token, reads the view with the stored ticket, and writes the
+    ticket only when it changed: two statements, three for a changed ticket,
+    each its own transaction (a token spent just before a failure only means
+    the agent reloads the page).
+    """
+    values = {key_: ticket[key_] for key_ in _TICKET_VALUES}
+    with _cursor() as (cursor, dialect):
+        if dialect.name == "postgresql":
+            row = _LAUNCH_POSTGRESQL.run(cursor, dialect, key=key, expires_at=expires_at, **values)[0]
+            return _view(row, 1) if row[0] is not None else None
+        if not _SPEND.run(cursor, dialect, key=key, expires_at=expires_at):
+            return None
+        row = _VIEW_AND_TICKET.run(cursor, dialect, id=values["id"])[0]
+        if row[-len(_TICKET_KEPT):] != tuple(values[key_] for key_ in _TICKET_KEPT):
+            _SAVE_TICKET.run(cursor, dialect, **values)
+        return _view(row, 0)
+
+
+# --- the host's guard read: the ticket's case in creating or open ------------------------------------------
+
+_ACTIVE = Statement(lambda name: sa.select(*_CASE.columns).where(
+    _CASE.c.ticket_id == sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type),
+    sa.or_(_CASE.c.state == CaseState.CREATING, _CASE.c.state == CaseState.OPEN)))
+
+
+def active_case(ticket_id: str) -> CaseRow | None:
+    """Return the ticket's case in ``creating`` or ``open`` (valid or not) in one statement."""
+    with _cursor() as (cursor, dialect):
+        rows = _ACTIVE.run(cursor, dialect, ticket_id=ticket_id)
+    return CaseRow(**dict(zip(_CASE_KEYS, rows[0]))) if rows else None
