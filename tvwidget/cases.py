@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from . import audit, database, integration, mail, outbox, webhook
 from .extensions import db
 from .host import Agent
-from .models import CREATING_STALE_AFTER, CaseState, Comment, ServiceCase, Ticket, utcnow
+from .models import CREATING_STALE_AFTER, CaseState, CaseTracking, Comment, ServiceCase, Ticket, utcnow
 from .secrets import SecretUnreadable
 from .teamviewer import TeamViewerError, TeamViewerNotFound
 
@@ -176,8 +176,8 @@ def _fail_abandoned(ticket_id: str, now: datetime) -> None:
                      idempotency_key=case.idempotency_key)
 
 
-def _client_or_raise():
-    row = integration.settings()
+def _client_or_raise(lock: str | None = None):
+    row = integration.settings(lock)
     try:
         client = integration.connected_client(row)
     except SecretUnreadable:
@@ -208,7 +208,8 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     The invitation is queued in the same transaction as the case; the caller
     sends it (after this function's final commit).
     """
-    settings_row, client = _client_or_raise()
+    # The settings row stays share-locked until the claim below commits: a revoke waits, then sees the claim.
+    settings_row, client = _client_or_raise("share")
     now = utcnow()
     same_click = db.session.scalar(sa.select(ServiceCase).where(ServiceCase.idempotency_key == idempotency_key))
     if same_click is not None:
@@ -388,7 +389,8 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
                            "cannot be closed at TeamViewer. An administrator must connect TeamViewer again.",
                            code=case.code), exc.kind) from None
     code = case.code
-    db.session.rollback()  # hold no database lock across the TeamViewer call
+    _hold_status_checks(case.id)
+    db.session.commit()  # hold no database lock across the TeamViewer call
     try:
         client.close_session(code)
         gone_remotely = False
@@ -406,6 +408,28 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
                      unknown_to_teamviewer=gone_remotely, outcome=outcome, note=note)
     db.session.commit()
     return case
+
+
+def _hold_status_checks(case_id: int) -> None:
+    """Claim the case's live-status check (``live``) for a stop about to close it at TeamViewer.
+
+    Otherwise a status poll asking TeamViewer just after the close records it
+    as closed at TeamViewer, and that comment replaces the agent's, note and
+    outcome lost.  A check already in flight is now overtaken (its result is
+    dropped) and no new one starts within the status window.  The caller commits.
+    """
+    for _ in range(2):
+        held = db.session.execute(
+            sa.update(CaseTracking).where(CaseTracking.case_id == case_id).values(status_checked_at=utcnow())
+            .execution_options(synchronize_session=False))
+        if held.rowcount == 1:
+            return
+        try:
+            with db.session.begin_nested():
+                db.session.add(CaseTracking(case_id=case_id, status_checked_at=utcnow()))
+            return
+        except IntegrityError:
+            continue  # a poll created the row meanwhile: overtake its claim with the update
 
 
 def expire_case(case_id: int, now: datetime | None = None, actor: Agent | None = None) -> bool:

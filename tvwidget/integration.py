@@ -74,9 +74,16 @@ class VerifiedAccount:
     company_name: str | None
 
 
-def settings() -> IntegrationSettings:
-    """Return the integration's settings; an unsaved, unconnected row before the first connect."""
-    row = db.session.get(IntegrationSettings, SETTINGS_ID)
+def settings(lock: str | None = None) -> IntegrationSettings:
+    """Return the integration's settings; an unsaved, unconnected row before the first connect.
+
+    ``lock="share"`` (a play about to claim its case) or ``"update"`` (a revoke)
+    re-reads the row and locks it until the transaction ends, so that a revoke
+    never falls between a play's reading of the token and its claim (F11).
+    On SQLite every writing transaction holds the database's one write lock already.
+    """
+    options = {} if lock is None else {"populate_existing": True, "with_for_update": {"read": lock == "share"}}
+    row = db.session.get(IntegrationSettings, SETTINGS_ID, **options)
     return row if row is not None else IntegrationSettings(id=SETTINGS_ID, group_name=DEFAULT_GROUP)
 
 
@@ -199,6 +206,7 @@ def revoke(agent) -> IntegrationSettings:
 
     The group name, email templates, cases and the audit trail stay.
     """
+    settings(lock="update")  # waits for plays claiming a case right now, then sees their cases
     cases = active_cases()
     if cases:
         audit.record("revoke_refused", agent, cases=[f"{case.ticket_id} {case.code or '-'}" for case in cases])
