@@ -255,6 +255,14 @@ class Widget:
         return match.group(1).strip() if match else None
 
 
+def open_widget(app, **claims) -> Widget:
+    """Launch the widget in a fresh client of ``app`` with a fresh token; return the Widget."""
+    client = app.test_client()
+    response = client.get("/embed/widget", query_string={"token": make_token(**claims)})
+    assert response.status_code == 200, response.text
+    return Widget(client, response.text)
+
+
 @pytest.fixture
 def launch(client):
     """Return a function that launches the widget with a fresh token and returns a Widget."""

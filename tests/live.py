@@ -1,6 +1,9 @@
 """Serve a WSGI app on 127.0.0.1 in a background thread, for tests that need real HTTP."""
 import contextlib
 import threading
+import time
+
+import requests
 
 from werkzeug.serving import make_server
 
@@ -17,3 +20,15 @@ def serve(wsgi_app, host="127.0.0.1", port=0):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def wait_for_http(url: str, timeout: float = 30.0, why=lambda: "") -> None:
+    """Wait until something answers HTTP at ``url`` (a server process starting); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(url, timeout=2).close()
+            return
+        except requests.RequestException:
+            assert time.monotonic() < deadline, f"nothing answered at {url} within {timeout} s. {why()}"
+            time.sleep(0.2)

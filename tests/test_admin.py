@@ -130,13 +130,14 @@ def test_an_idle_admin_session_expires_but_use_keeps_it_alive(app):
         for _ in range(3):  # 50 minutes apart: each request renews the hour
             clock.tick(dt.timedelta(minutes=50))
             assert client.get("/embed/admin/settings").status_code == 200
-        cookie = client.get_cookie("tvwidget_admin").value
+        name = app.config["SESSION_COOKIE_NAME"]
+        cookie = client.get_cookie(name).value
         clock.tick(dt.timedelta(minutes=61))
         response = client.get("/embed/admin/settings")
         assert response.status_code == 401 and "session has ended" in response.text
         # The server itself refuses the stale cookie, whatever a browser does with its expiry.
         replay = app.test_client()
-        replay.set_cookie("tvwidget_admin", cookie)
+        replay.set_cookie(name, cookie)
         assert replay.get("/embed/admin/settings").status_code == 401
 
 

@@ -69,7 +69,11 @@ def test_failed_create_shows_an_alert_leaves_no_case_and_the_next_press_works(ap
     handler, message = FAULTS[fault]
     teamviewer.expect_oneshot_request("/api/v1/sessions", method="POST").respond_with_handler(handler)
     widget = launch()
+    started = time.monotonic()
     response = widget.play()
+    elapsed = time.monotonic() - started
+    config = app.config  # checklist 27: the press ends within the client's budget, whatever TeamViewer does
+    assert elapsed < config["TEAMVIEWER_CONNECT_TIMEOUT"] + config["TEAMVIEWER_READ_TIMEOUT"] + 1.0, elapsed
     assert response.status_code == 502
     assert widget.state() == "idle"
     assert 'role="alert"' in widget.html and message in widget.html

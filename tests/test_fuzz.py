@@ -1,5 +1,6 @@
 """Naughty and generated input in every field the outside world fills never causes a 500."""
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -70,4 +71,75 @@ def test_generated_launch_claims_never_cause_a_500(client, claims):
 @pytest.mark.parametrize("size", [70 * 1024, 1024 * 1024])
 def test_oversized_bodies_are_refused(client, size):
     response = client.put("/api/v1/tickets/T-1", headers=API, data="x" * size, content_type="application/json")
+    assert response.status_code == 413
+
+
+def _reflected_raw(text: str, page: str) -> bool:
+    """Whether ``text`` holding markup came back unescaped."""
+    return bool(re.search(r"<[a-zA-Z/!]", text)) and text in page
+
+
+def test_naughty_admin_fields_and_filters(app, client):
+    """Checklist 34: every admin form field and filter; never a 500, markup always comes back escaped."""
+    client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)})
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/embed/admin/settings").text)
+    token = {"csrf_token": csrf.group(1)}
+    tried = 0
+    for text in NAUGHTY:
+        answers = [
+            client.post("/embed/admin/settings", data=token | {"script_token": text, "group_name": text}),
+            client.post("/embed/admin/email-template", query_string={"lang": "en"},
+                        data=token | {"subject": text, "body": text}),
+            client.post("/embed/admin/email-template/preview", query_string={"lang": "en"},
+                        data=token | {"subject": text, "body": text}, headers={"HX-Request": "true"}),
+            client.get("/embed/admin/audit", query_string={"kind": text, "agent": text, "ticket": text,
+                                                           "date_from": text, "date_to": text, "page": text}),
+            client.get("/embed/admin/reports/teamviewer-sessions",
+                       query_string={"from": text, "to": text, "technician": text}),
+            client.get("/embed/admin/email-template", query_string={"lang": text}),
+        ]
+        for answer in answers:
+            assert answer.status_code < 500, (answer.request.path, text)
+            assert not _reflected_raw(text, answer.get_data(as_text=True)), (answer.request.path, text)
+            tried += 1
+    assert tried == 6 * len(NAUGHTY)
+
+
+def test_naughty_widget_note_outcome_code_and_page(connected_app, launch):
+    widget = launch()
+    widget.play()
+    credential = {"X-TVWidget-Credential": widget.credential, "HX-Request": "true"}
+    for text in NAUGHTY:
+        answers = [
+            widget.client.post("/embed/widget/stop", data={"note": text, "outcome": text + "!"},
+                               headers=credential | {"Sec-Fetch-Site": "same-origin"}),
+            widget.client.post("/embed/widget/replace", data={"code": text, "idempotency_key": text},
+                               headers=credential | {"Sec-Fetch-Site": "same-origin"}),
+            widget.client.get("/embed/widget/status", query_string={"code": text}, headers=credential),
+        ]
+        for answer in answers:
+            assert answer.status_code < 500, (answer.request.path, text)
+            assert not _reflected_raw(text, answer.get_data(as_text=True)), (answer.request.path, text)
+        assert answers[0].status_code == 422  # no outcome is "…!": the form comes back with the note
+    assert widget.client.get("/embed/widget/panel", headers=credential).status_code == 200
+
+
+def test_naughty_history_pages(connected_app, launch):
+    widget = launch()
+    for text in NAUGHTY:
+        answer = widget.client.get("/embed/widget/history", query_string={"page": text},
+                                   headers={"X-TVWidget-Credential": widget.credential, "HX-Request": "true"})
+        assert answer.status_code == 200, text
+        assert not _reflected_raw(text, answer.get_data(as_text=True)), text
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/embed/admin/settings", "group_name"), ("/embed/admin/email-template", "body"),
+    ("/embed/widget/stop", "note"), ("/embed/widget", "token"),
+])
+def test_a_one_megabyte_field_is_refused(connected_app, client, launch, path, field):
+    widget = launch()
+    client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)})
+    response = client.post(path, data={field: "x" * (1024 * 1024)},
+                           headers={"X-TVWidget-Credential": widget.credential, "Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 413

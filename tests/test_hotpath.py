@@ -179,3 +179,18 @@ def test_a_pooled_connection_killed_by_a_restart_is_replaced_unnoticed(app, clie
         response = client.get("/embed/widget", query_string={"token": make_token()})
         assert response.status_code == 200, response.text
         assert client.get("/api/v1/tickets/T-1/service-case", headers=API).status_code == 404
+
+
+def test_only_the_launch_commits_asynchronously(connected_app, client):
+    with connected_app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("synchronous_commit is PostgreSQL's")
+    for _ in range(3):
+        assert client.get("/embed/widget", query_string={"token": make_token()}).status_code == 200
+    with connected_app.app_context():  # the pooled connections went back with the server's default
+        engine = db.engine
+        connections = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+        settings = [c.cursor().execute("SHOW synchronous_commit").fetchone()[0] for c in connections]
+        for connection in connections:
+            connection.close()
+        assert settings and set(settings) == {"on"}

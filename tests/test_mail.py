@@ -4,11 +4,13 @@ import email
 import json
 import re
 from email import policy
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
+from hypothesis import given, settings, strategies as st
 
 from tvwidget import mail
 from tvwidget.extensions import db
@@ -145,11 +147,66 @@ def test_values_are_escaped_in_the_html_part(connected_app, launch, smtp):
     assert "<img src=x" not in html and "&lt;img src=x" in html and "<b>Eve</b>" not in html
 
 
-def test_only_a_web_link_becomes_the_button(app):
-    values = {"customer_link": "javascript:alert(1)", "requester_name": "Ann"}
-    with app.test_request_context():
+@pytest.fixture(scope="module")
+def render_app():
+    """An app for rendering only (no database is touched)."""
+    from tvwidget import create_app
+
+    app = create_app({"ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                      "TEAMVIEWER_API_URL": "http://127.0.0.1:5999/api/v1"})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize(("link", "button"), [
+    ("https://get.teamviewer.com/v15/s123456789", True),
+    ("https://teamviewer.com/s123456789", True),
+    ("javascript:alert(1)", False),
+    ("http://get.teamviewer.com/v15/s123456789", False),       # TeamViewer's links are https
+    ("https://get.teamviewer.com.evil.example/s1", False),     # a look-alike host
+    ("https://evil.example/get.teamviewer.com", False),
+    ("https://evil.example\\.teamviewer.com/s1", False),       # browsers read the backslash as a slash
+    ("https://[::1/s1", False),                                 # not even a URL
+    ("data:text/html,<script>alert(1)</script>", False),
+])
+def test_only_an_https_teamviewer_link_becomes_the_button(render_app, link, button):
+    """Checklist 19: the button is https on TeamViewer's host only (or the configured API's own origin, the
+    sandbox's); the text part keeps the value as plain text whatever it is."""
+    values = {"customer_link": link, "requester_name": "Ann"}
+    with render_app.test_request_context():
         rendered = mail.render_invitation(mail.Template("en", "Hi", "Hi {requester_name} {customer_link}"), values)
-    assert "href" not in rendered.html and "javascript:alert(1)" in rendered.text
+    assert ("href" in rendered.html) is button
+    if button:
+        assert f'href="{link}"' in rendered.html
+    assert link in rendered.text
+
+
+def test_the_sandbox_links_on_the_api_origin_become_the_button(render_app):
+    link = render_app.config["TEAMVIEWER_API_URL"].removesuffix("/api/v1") + "/s/123456789"
+    with render_app.test_request_context():
+        rendered = mail.render_invitation(mail.Template("en", "Hi", "{customer_link}"), {"customer_link": link})
+    assert f'href="{link}"' in rendered.html
+
+
+ADDRESS_PIECES = st.sampled_from(["a@example.com", "b@example.org", "John <john@example.com>", ", ", " ", "\n",
+                                  "\r\n", "Bcc: evil@example.com", "\"x\"@example.com", "<", ">", ";", "\x00",
+                                  "=?UTF-8?Q?=0A?=", "@", "example.com"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.emails(), st.lists(ADDRESS_PIECES, min_size=1, max_size=5).map("".join),
+                 st.text(max_size=40)))
+def test_an_accepted_requester_address_is_always_exactly_one_plain_address(address):
+    """Checklist 20: whatever the host sends, what tvwidget mails to parses as one bare address, nothing else."""
+    accepted = mail.valid_address(address)
+    if accepted is None:
+        return
+    assert not re.search(r"[\x00-\x20,;<>\x7f]", accepted)
+    parsed = Address(addr_spec=accepted)
+    assert parsed.addr_spec == accepted and parsed.display_name == ""
+    header = email.message_from_string(f"To: {accepted}\n\n", policy=policy.default)["To"]
+    assert [a.addr_spec for a in header.addresses] == [accepted]
 
 
 @pytest.mark.parametrize("address", [

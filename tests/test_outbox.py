@@ -28,7 +28,7 @@ from tvwidget.paths import PACKAGE_DIR
 from tvwidget.extensions import db
 from tvwidget.models import AuditEvent, EmailMessage, ServiceCase, utcnow
 
-from .conftest import SANDBOX_TOKEN, Widget, connect, free_port, make_token, ticket_claim
+from .conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim
 
 SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
 
@@ -126,13 +126,6 @@ def mail_app(app_factory):
         connect(app)
         return app
     return make
-
-
-def open_widget(app, **claims) -> Widget:
-    client = app.test_client()
-    response = client.get("/embed/widget", query_string={"token": make_token(**claims)})
-    assert response.status_code == 200, response.text
-    return Widget(client, response.text)
 
 
 def run_outbox(app) -> str:
@@ -326,6 +319,30 @@ def test_the_outbox_command_ends_within_its_timeout_on_a_stalled_server(mail_app
         output = run_outbox(app)
         assert time.monotonic() - started < 2.5
     assert "1 to retry later" in output
+
+
+def test_a_server_that_stalls_after_the_data_does_not_hold_up_the_widget_and_a_retry_keeps_the_message_id(
+        mail_app, smtp_server):
+    """The server greets, takes the envelope and the message, then does not answer in time (checklist 21)."""
+    server = smtp_server(Scripted(delay=3.0))
+    app = mail_app(server.port, SMTP_TIMEOUT=1)
+    widget = open_widget(app)
+    started = time.monotonic()
+    response = widget.play()
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200 and widget.state() == "open"
+    assert elapsed < 1 + 1.5, elapsed  # one SMTP_TIMEOUT, plus the sandbox's own time
+    assert 'data-status="pending"' in widget.html and "did not answer in time" in widget.html
+    (row,) = messages(app)
+    assert (row.status, row.attempts, row.claimed_until) == ("pending", 1, None)
+
+    server.delay = 0  # the server recovers; whether it kept the stalled copy or not, the retry is the same mail
+    make_due(app)
+    assert "1 sent" in run_outbox(app)
+    time.sleep(3.2)  # the stalled copy, if the server keeps it, lands now
+    ids = {parsed(envelope)["Message-ID"].strip() for envelope in server.messages}
+    assert 1 <= len(server.messages) <= 2 and ids == {messages(app)[0].message_id}
+    assert messages(app)[0].status == "sent"
 
 
 # --- exactly once -----------------------------------------------------------------------------------------

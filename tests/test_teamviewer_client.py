@@ -552,6 +552,79 @@ def test_retry_after_as_http_date(httpserver, make_client):
     assert 25 <= caught.value.retry_after <= 30
 
 
+class RecordedClock:
+    """urllib3's view of ``time`` with every retry wait recorded instead of slept (an injected clock)."""
+
+    def __init__(self):
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import urllib3.util.retry
+
+    recorded = RecordedClock()
+    monkeypatch.setattr(urllib3.util.retry, "time", recorded)
+    return recorded
+
+
+def test_429_with_retry_after_2_waits_before_each_try_then_says_rate_limited(httpserver, make_client, clock):
+    """Checklist 28 on status polling: >= 2 s before each of the N tries, then rate_limited with the wait."""
+    httpserver.expect_request(SESSION_PATH).respond_with_data("", status=429, headers={"Retry-After": "2"})
+
+    with pytest.raises(TeamViewerRateLimited) as caught:
+        make_client(retries=2).get_session(CODE)
+
+    assert clock.sleeps == [2.0, 2.0]
+    assert len(httpserver.log) == 3
+    assert (caught.value.kind, caught.value.retry_after) == ("rate_limited", 2.0)
+
+
+def test_429_waits_inside_a_call_are_capped_and_the_reported_wait_too(httpserver, make_client, clock):
+    httpserver.expect_request(SESSION_PATH).respond_with_data("", status=429, headers={"Retry-After": "86400"})
+
+    with pytest.raises(TeamViewerRateLimited) as caught:
+        make_client(retries=2).get_session(CODE)
+
+    assert clock.sleeps == [teamviewer.RETRY_AFTER_WAIT_MAX] * 2
+    assert caught.value.retry_after == teamviewer.RETRY_AFTER_MAX
+
+
+def test_429_on_create_is_never_posted_again(httpserver, make_client, clock):
+    httpserver.expect_ordered_request("/api/v1/sessions", method="POST").respond_with_data(
+        "", status=429, headers={"Retry-After": "2"})
+    httpserver.expect_ordered_request("/api/v1/sessions", method="POST").respond_with_json(LIVE_SESSION)
+
+    with pytest.raises(TeamViewerRateLimited) as caught:
+        make_client(retries=2).create_session(**CREATE_ARGS)
+
+    assert caught.value.retry_after == 2.0 and clock.sleeps == []
+    assert len(httpserver.log) == 1
+    assert len(httpserver.ordered_handlers) == 1  # the second, successful answer was never asked for
+
+
+def test_retries_back_off_exponentially_with_jitter(httpserver, make_client, clock):
+    """Checklist 29: GET retries wait factor x 2^n plus up to one factor of jitter, so no two waits are alike."""
+    httpserver.expect_request(SESSION_PATH).respond_with_json({"error": "internal_error"}, status=503)
+    client = make_client(retries=3, backoff_factor=0.2)
+
+    for _ in range(6):
+        with pytest.raises(TeamViewerUnavailable):
+            client.get_session(CODE)
+
+    assert len(httpserver.log) == 6 * 4
+    assert len(clock.sleeps) == 6 * 2  # urllib3 retries the first time at once, then backs off
+    assert all(0.4 <= wait < 0.6 for wait in clock.sleeps[0::2])
+    assert all(0.8 <= wait < 1.0 for wait in clock.sleeps[1::2])
+    assert len(set(clock.sleeps)) == len(clock.sleeps)
+
+
 def test_403_rate_limit_is_not_retried(httpserver, make_client):
     httpserver.expect_request(SESSION_PATH).respond_with_data(
         error_json("rate_limit_reached", "Too many calls"), status=403, content_type="application/json")

@@ -7,7 +7,7 @@ from freezegun import freeze_time
 from tvwidget.extensions import db
 from tvwidget.models import AuditEvent, Comment, ServiceCase
 
-from .conftest import HOST_API_KEY, connect
+from .conftest import HOST_API_KEY, connect, credential_of
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
@@ -202,3 +202,42 @@ def test_japanese_widget_uses_seed_terms(connected_app, launch):
     widget.play()
     for term in ("セッションコード", "有効期限", "サポータリンク", "カスタマーリンク", "停止"):
         assert term in widget.html, term
+
+
+def test_status_poll_renews_a_half_spent_credential(connected_app, launch):
+    """An agent may watch an open case for hours: past half its life the poll brings a fresh credential."""
+    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+        widget = launch()
+        widget.play()
+        code, first = widget.field("session-code"), widget.credential
+        headers = {"X-TVWidget-Credential": first, "HX-Request": "true"}
+        frozen.move_to("2026-11-24 01:10:00")
+        fragment = widget.client.get("/embed/widget/status", query_string={"code": code}, headers=headers)
+        assert fragment.status_code == 200 and "HX-Retarget" not in fragment.headers
+        assert 'id="tvwidget-status"' in fragment.text and "hx-headers" not in fragment.text
+        frozen.move_to("2026-11-24 01:31:00")
+        renewed = widget.client.get("/embed/widget/status", query_string={"code": code}, headers=headers)
+        assert renewed.status_code == 200 and renewed.headers["HX-Retarget"] == "#tvwidget-widget"
+        fresh = credential_of(renewed.text)
+        assert fresh != first and 'data-tvwidget-state="open"' in renewed.text
+        frozen.move_to("2026-11-24 02:20:00")  # the first credential has expired, the fresh one has not
+        assert widget.client.get("/embed/widget/status", query_string={"code": code},
+                                 headers=headers).status_code == 401
+        later = widget.client.get("/embed/widget/status", query_string={"code": code},
+                                  headers={"X-TVWidget-Credential": fresh, "HX-Request": "true"})
+        assert later.status_code == 200 and 'id="tvwidget-status"' in later.text
+
+
+def test_an_unexpected_error_shows_a_clear_page_in_the_frame(app, launch):
+    def broken():
+        raise RuntimeError("a bug")
+
+    # A route of the widget's blueprint (its endpoint says so) that fails the way a bug would.
+    app.add_url_rule("/embed/widget/broken", endpoint="tvwidget.broken", view_func=broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production (tests re-raise by default)
+    widget = launch()
+    response = widget.client.get("/embed/widget/broken", headers={"HX-Request": "true"})
+    assert response.status_code == 500
+    assert 'role="alert"' in response.text and "unexpected error" in response.text
+    assert "Traceback" not in response.text and "a bug" not in response.text
+    assert "frame-ancestors" in response.headers["Content-Security-Policy"]

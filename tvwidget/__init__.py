@@ -13,9 +13,16 @@ __all__ = ["create_app", "init_app"]
 
 def create_app(config: dict | None = None) -> Flask:
     """Return the standalone tvwidget application."""
+    from .security import headers
+
     app = Flask(__name__, instance_relative_config=True, static_folder=None,
                 template_folder=asset_dir("templates"))
     init_app(app, config)
+    # What no blueprint answers (404 for an unknown path, 405) gets the strict headers too;
+    # a host mounting tvwidget with init_app keeps its own pages to itself.
+    strict = headers(frameable=False)
+    app.after_request(lambda response: response if "Content-Security-Policy" in response.headers
+                      else strict(response))
     return app
 
 
@@ -26,6 +33,9 @@ def init_app(app: Flask, config: dict | None = None) -> None:
         if app.config.get(key, value) == app.default_config.get(key, value):
             app.config[key] = value
     config_module.load(app.config, config)
+    from .security import log_refused_launch
+
+    app.after_request(log_refused_launch)
     _register_extensions(app)
     _register_blueprints(app)
     _register_commands(app)

@@ -19,6 +19,9 @@ TEXT_SETTINGS = (
 )
 
 
+HOST_COOKIE_NAME = "__Host-tvwidget_admin"
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
 
@@ -58,7 +61,10 @@ def defaults(instance_path: str) -> dict:
         "SMTP_TIMEOUT": 10,
         "BABEL_TRANSLATION_DIRECTORIES": "translations",
         "WTF_CSRF_TIME_LIMIT": None,
-        "SESSION_COOKIE_NAME": "tvwidget_admin",
+        # The admin area's first-party session (the widget sets no cookie). ``__Host-``
+        # makes browsers insist on Secure, Path=/ and no Domain (RELIABILITY checklist 10).
+        "SESSION_COOKIE_NAME": HOST_COOKIE_NAME,
+        "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": 3600,
@@ -97,6 +103,11 @@ def load(config, overrides: dict | None = None) -> None:
         config["MAIL_SUPPRESS_SEND"] = True
     else:
         config["SESSION_COOKIE_SECURE"] = True
+    if config.get("SESSION_COOKIE_NAME") == HOST_COOKIE_NAME and (
+            env == "demo" or config.get("SESSION_COOKIE_DOMAIN") or config.get("SESSION_COOKIE_PATH") != "/"):
+        # Browsers drop a __Host- cookie that is not Secure (the demo serves plain HTTP) or that
+        # names a domain or a narrower path (a host app's choice): keep the plain name there.
+        config["SESSION_COOKIE_NAME"] = HOST_COOKIE_NAME.removeprefix("__Host-")
     check(config)
 
 
@@ -137,6 +148,10 @@ def check(config) -> None:
         problems.append("TVWIDGET_TEAMVIEWER_API_URL must use https in production.")
     if config["ENV"] == "production" and not config.get("MAIL_DEFAULT_SENDER"):
         problems.append("TVWIDGET_MAIL_DEFAULT_SENDER is missing (the invitation email's From address).")
+    if str(config.get("SESSION_COOKIE_NAME") or "").startswith("__Host-") and (
+            config.get("SESSION_COOKIE_DOMAIN") or config.get("SESSION_COOKIE_PATH") != "/"):
+        problems.append("SESSION_COOKIE_DOMAIN must be unset and SESSION_COOKIE_PATH '/' for a __Host- session "
+                        "cookie (browsers drop it otherwise).")
     if config.get("DEFAULT_LOCALE") not in ("en", "ja"):
         problems.append("TVWIDGET_DEFAULT_LOCALE must be 'en' or 'ja'.")
     if problems:

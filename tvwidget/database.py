@@ -98,8 +98,9 @@ OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
 def on_outage(bp, respond) -> None:
     """Answer ``respond()`` (a 503 for the person in front of the screen) when the database is unreachable.
 
-    The session is rolled back, so nothing partial is written; the pool's
-    pre-ping (PostgreSQL) reconnects by itself once the database is back.
+    The session is rolled back, so nothing partial is written.  A lost
+    connection invalidates the pool, and idle connections are pinged before
+    use (PostgreSQL), so service resumes by itself once the database is back.
     """
     def handle(exc):
         db.session.rollback()

@@ -261,17 +261,18 @@ def issue_credential(agent: Agent, ticket_id: str | None) -> str:
     return _serializer().dumps({"a": vars(agent), "t": ticket_id})  # flat fields: no deep-copying asdict
 
 
-def read_credential(raw: str | None) -> tuple[Agent, str | None]:
-    """Return the agent and ticket a widget credential is bound to."""
+def read_credential(raw: str | None) -> tuple[Agent, str | None, datetime]:
+    """Return the agent and ticket a widget credential is bound to, and when it was issued."""
     if not raw:
         raise LaunchError(_l("This request did not come from the widget. Reload the ticket page."), 403)
     try:
-        data = _serializer().loads(raw, max_age=current_app.config["WIDGET_CREDENTIAL_MAX_AGE"])
+        data, issued = _serializer().loads(raw, max_age=current_app.config["WIDGET_CREDENTIAL_MAX_AGE"],
+                                           return_timestamp=True)
     except SignatureExpired:
         raise LaunchError(_l("The widget has been open too long without use. Reload the ticket page.")) from None
     except BadSignature:
         raise LaunchError(_l("The widget's credential is not valid. Reload the ticket page."), 403) from None
-    return Agent(**data["a"]), data["t"]
+    return Agent(**data["a"]), data["t"], issued
 
 
 def host_key_matches(presented: str | None) -> bool:

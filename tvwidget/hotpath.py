@@ -44,15 +44,24 @@ class Statement:
             self._compiled[dialect.name] = prepared
         return prepared
 
-    def run(self, cursor, dialect, **values) -> list[tuple]:
-        """Execute with ``values`` (by bind name) and return the processed rows."""
-        sql, order, binds, results, fixed = self._prepare(dialect)
+    def execute(self, cursor, dialect, **values) -> None:
+        """Send the statement with ``values`` (by bind name)."""
+        sql, order, binds, _, fixed = self._prepare(dialect)
         processed = {name: (binds[name](value) if binds[name] else value) for name, value in (fixed | values).items()}
         cursor.execute(sql, [processed[name] for name in order] if order is not None else processed)
-        if cursor.description is None:
+
+    def rows(self, cursor, dialect) -> list[tuple]:
+        """Return the processed rows of the statement the cursor executed."""
+        results = self._prepare(dialect)[3]
+        if not results:  # (asking the cursor's description builds an object per column: slow on psycopg)
             return []
         return [tuple(process(value) if process else value for process, value in zip(results, row))
                 for row in cursor.fetchall()]
+
+    def run(self, cursor, dialect, **values) -> list[tuple]:
+        """Execute with ``values`` and return the processed rows."""
+        self.execute(cursor, dialect, **values)
+        return self.rows(cursor, dialect)
 
 
 @contextlib.contextmanager
@@ -95,34 +104,29 @@ def _insert(dialect_name: str):
 # --- what the widget shows: settings, the ticket's latest case, its email and its live-status cache ----------
 
 _CASE = ServiceCase.__table__
-_EMAIL = EmailMessage.__table__
-# The invitation's bodies stay in the database: the widget shows only where it went and how it fared.
-_EMAIL_SHOWN = [_EMAIL.c[key] for key in ("id", "case_id", "recipient", "language", "status", "attempts",
-                                          "last_error", "created_at", "sent_at", "next_attempt_at")]
 _TRACKING = CaseTracking.__table__
-_SETTINGS = IntegrationSettings.__table__
-
-
+# Short aliases keep the statements short: psycopg caches the parsing of statements up to 4 kB only.
+_C, _E, _T, _S = (table.alias(name) for table, name in (
+    (_CASE, "c"), (EmailMessage.__table__, "e"), (_TRACKING, "t"), (IntegrationSettings.__table__, "s")))
+# The invitation's bodies stay in the database: the widget shows only where it went and how it fared.
+_EMAIL_SHOWN = [_E.c[key] for key in ("id", "case_id", "recipient", "language", "status", "attempts",
+                                      "last_error", "created_at", "sent_at", "next_attempt_at")]
 _CASE_KEYS = _CASE.columns.keys()
 _EMAIL_KEYS = [column.key for column in _EMAIL_SHOWN]
 _TRACKING_KEYS = _TRACKING.columns.keys()
 
 
-def _labelled(columns, prefix: str) -> list:
-    return [column.label(f"{prefix}{column.key}") for column in columns]
-
-
 def _view_select(ticket_id) -> sa.Select:
+    """Settings, the ticket's latest case, its email and its status cache, in that column order."""
     latest = (sa.select(_CASE.c.id).where(_CASE.c.ticket_id == ticket_id, _CASE.c.state != CaseState.FAILED)
               .order_by(_CASE.c.id.desc()).limit(1).scalar_subquery())
     one = sa.select(sa.literal(1).label("one")).subquery("one")
-    return (sa.select(_SETTINGS.c.token_ciphertext.is_not(None).label("connected"), *_labelled(_CASE.columns, "c_"),
-                      *_labelled(_EMAIL_SHOWN, "e_"), *_labelled(_TRACKING.columns, "t_"))
+    return (sa.select(_S.c.token_ciphertext.is_not(None), *_C.columns, *_EMAIL_SHOWN, *_T.columns)
             .select_from(one)
-            .outerjoin(_SETTINGS, _SETTINGS.c.id == 1)
-            .outerjoin(_CASE, _CASE.c.id == latest)
-            .outerjoin(_EMAIL, _EMAIL.c.case_id == _CASE.c.id)
-            .outerjoin(_TRACKING, _TRACKING.c.case_id == _CASE.c.id))
+            .outerjoin(_S, _S.c.id == 1)
+            .outerjoin(_C, _C.c.id == latest)
+            .outerjoin(_E, _E.c.case_id == _C.c.id)
+            .outerjoin(_T, _T.c.case_id == _C.c.id))
 
 
 class CaseRow(SimpleNamespace):
@@ -197,7 +201,13 @@ def _launch_postgresql(name: str):
     """Spend, save the ticket if it changed, read the view: one statement of writing CTEs.
 
     An unchanged ticket (nearly every view) is not written at all, so
-    concurrent views of one ticket never queue on its row lock.
+    concurrent views of one ticket never queue on its row lock.  The
+    statement's own transaction commits asynchronously (``set_config(...,
+    true)`` is ``SET LOCAL``): it writes only a spent token and perhaps the
+    ticket snapshot, so it need not wait for the WAL to reach the disk.  A
+    crash may forget the last fraction of a second of spent tokens, as
+    SQLite's WAL with synchronous=NORMAL may; service cases and everything
+    else keep PostgreSQL's durable commits.
     """
     binds = _ticket_binds()
     spent = _spend_insert(name).returning(UsedLaunchToken.__table__.c.key).cte("spent")
@@ -208,8 +218,9 @@ def _launch_postgresql(name: str):
         .returning(_TICKET.c.id).cte("saved")
     spent_key = sa.select(spent.c.key).scalar_subquery().label("spent")
     view_select = _view_select(binds["id"])
-    return (sa.select(spent_key, *view_select.selected_columns).select_from(*view_select.get_final_froms())
-            .add_cte(saved))
+    asynchronous = sa.func.set_config("synchronous_commit", "off", True)
+    return (sa.select(spent_key, *view_select.selected_columns, asynchronous)
+            .select_from(*view_select.get_final_froms()).add_cte(saved))
 
 
 _SPEND = Statement(lambda name: _spend_insert(name).returning(UsedLaunchToken.__table__.c.key))

@@ -10,6 +10,7 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -60,6 +61,28 @@ EMAIL_STYLES = {
 # (CVE-2024-6923): header-bound values lose them before the message is built.
 _HEADER_UNSAFE_RE = re.compile(r"[\r\n\x00]|=\?")
 _PARAGRAPH_RE = re.compile(r"\n[ \t]*\n+")
+
+
+_HOSTNAME_RE = re.compile(r"^[a-z0-9.-]+$")
+
+
+def button_link(link: str) -> str | None:
+    """Return ``link`` if it may become the invitation's button, else None.
+
+    Only https on TeamViewer's own domain, or a link on the configured
+    TeamViewer API's origin (the sandbox): never javascript:, nor a look-alike host.
+    """
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname or ""
+    except ValueError:
+        return None
+    if not _HOSTNAME_RE.match(host) or parts.scheme not in ("https", "http"):
+        return None
+    if parts.scheme == "https" and (host == "teamviewer.com" or host.endswith(".teamviewer.com")):
+        return link
+    api = urlsplit(current_app.config["TEAMVIEWER_API_URL"])
+    return link if (parts.scheme, parts.netloc) == (api.scheme, api.netloc) else None
 
 
 def header_safe(value: str) -> str:
@@ -140,8 +163,7 @@ def render_invitation(template: Template, values: dict, *, stylesheet_url: str |
         html = render_template(
             "tvwidget/email/invitation.html",
             body_paragraphs=_html_paragraphs(template.body, values),
-            # Only a web link may become the button (never javascript: or the like).
-            customer_link=link if link.startswith(("https://", "http://")) else None,
+            customer_link=button_link(link),
             button_label=gettext("Start remote support"),
             lang=template.language,
             styles=EMAIL_STYLES,

@@ -1,5 +1,12 @@
-"""Response headers for every tvwidget page, and the fetch-metadata check on changes."""
+"""Response headers for every tvwidget page, the fetch-metadata check on changes, refused-launch logging."""
+import hashlib
+import logging
+from urllib.parse import urlsplit
+
 from flask import Response, current_app, request
+
+log = logging.getLogger(__name__)
+LAUNCH_ENDPOINTS = ("tvwidget.launch", "tvwidget_admin.launch")
 
 STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'")
@@ -9,7 +16,9 @@ def headers(frameable: bool, frame_src=None):
     """Return an ``after_request`` hook setting tvwidget's security headers.
 
     ``frameable`` pages (the widget) may be framed by the configured helpdesk
-    origins and carry no X-Frame-Options, which would block the embed.
+    origins, the others by no one (``frame-ancestors 'none'``).  No page sends
+    X-Frame-Options (RELIABILITY checklist 9): CSP's frame-ancestors replaces
+    it, and a DENY beside an allow-list would only confuse an old browser.
     ``frame_src`` is a callable returning the origins this page may frame.
     """
     def apply(response: Response) -> Response:
@@ -18,8 +27,6 @@ def headers(frameable: bool, frame_src=None):
         if frame_src is not None:
             csp += f"; frame-src {frame_src()}"
         response.headers["Content-Security-Policy"] = csp
-        if not frameable:
-            response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers.setdefault("Cache-Control", "no-store")
@@ -33,10 +40,31 @@ def headers(frameable: bool, frame_src=None):
 def same_origin_request() -> bool:
     """Return whether a state-changing request comes from tvwidget's own pages.
 
-    Browsers send Sec-Fetch-Site; older ones at least send Origin on POST.
+    Browsers send Sec-Fetch-Site; older ones at least send Origin on POST,
+    and the oldest only a Referer, whose origin must then be ours.
     """
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None:
         return site in ("same-origin", "none")
+    own = request.host_url.rstrip("/")
     origin = request.headers.get("Origin")
-    return origin is None or origin == request.host_url.rstrip("/")
+    if origin is not None:
+        return origin == own
+    referer = urlsplit(request.headers.get("Referer") or "")
+    return not referer.netloc or f"{referer.scheme}://{referer.netloc}" == own
+
+
+def log_refused_launch(response: Response) -> Response:
+    """Record a refused launch (bad, expired, replayed or foreign token) in the log; never the token itself.
+
+    A log record, not an audit row: these requests are unauthenticated, and a
+    database row per attempt would let anyone grow the audit table.  The
+    fingerprint (a short SHA-256 of the token) ties repeated attempts together.
+    """
+    if request.endpoint in LAUNCH_ENDPOINTS and response.status_code in (401, 403):
+        raw = (request.form.get("token") if request.method == "POST" else request.args.get("token")) or ""
+        log.warning("launch refused: HTTP %s at %s from %s, token %s (%d bytes), user agent %r",
+                    response.status_code, request.endpoint, request.remote_addr,
+                    hashlib.sha256(raw.encode()).hexdigest()[:12] if raw else "missing", len(raw),
+                    (request.user_agent.string or "")[:120])
+    return response

@@ -159,7 +159,7 @@ def revoke():
     row = integration.settings()
     if not row.connected:
         return redirect(url_for(".settings"), 303)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only ask (a HEAD once fell through to the revoke)
         return _page("tvwidget/admin/revoke.html", settings=row, cases=integration.active_cases())
     try:
         integration.revoke(agent)

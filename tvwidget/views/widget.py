@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, make_response, request
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import InternalServerError
 
 from .. import cases, connections, hotpath, i18n, live, mail, outbox, webhook
 from ..database import on_outage
@@ -112,6 +113,15 @@ on_outage(bp, lambda: _error_page(
     _l("tvwidget cannot reach its database right now. Nothing was changed; try again in a moment."), 503))
 
 
+@bp.errorhandler(InternalServerError)
+def _unexpected(exc):
+    """Show a clear page inside the frame instead of Flask's (the details go to the server log)."""
+    db.session.rollback()
+    return _error_page(_l("tvwidget ran into an unexpected error. Reload the ticket page and check the service "
+                          "case; if it happens again, your administrator will find the details in the server log."),
+                       500)
+
+
 @bp.route("/embed/widget", methods=["GET", "POST"])
 def launch():
     """Open the widget for the ticket named in the host's launch token."""
@@ -131,7 +141,7 @@ def launch():
 def _authorised():
     """Return (agent, ticket_id) from the credential header, or abort with a clear page."""
     try:
-        agent, ticket_id = read_credential(request.headers.get(CREDENTIAL_HEADER))
+        agent, ticket_id, issued = read_credential(request.headers.get(CREDENTIAL_HEADER))
     except LaunchError as exc:
         abort(make_response(_error_page(exc.message, exc.status)))
     if ticket_id is None:
@@ -139,7 +149,14 @@ def _authorised():
     if request.method not in ("GET", "HEAD") and not same_origin_request():
         abort(make_response(_error_page(_l("Requests from other sites are not accepted."), 403)))
     g.tvwidget_agent = agent
+    g.tvwidget_credential_issued = issued
     return agent, ticket_id
+
+
+def _credential_half_spent(now) -> bool:
+    """Return whether the request's credential has used up half its life (the status poll then renews it)."""
+    age = (now - g.tvwidget_credential_issued).total_seconds()
+    return age > current_app.config["WIDGET_CREDENTIAL_MAX_AGE"] / 2
 
 
 @bp.get("/embed/widget/panel")
@@ -214,7 +231,10 @@ def status():
     now = utcnow()
     view = hotpath.view(ticket_id)
     case = view.case
-    if case is None or case.state != CaseState.OPEN or case.code != request.args.get("code"):
+    if case is None or case.state != CaseState.OPEN or case.code != request.args.get("code") \
+            or _credential_half_spent(now):
+        # A poll never renews the credential by itself: the whole widget (with a fresh one) comes
+        # back instead, so a widget left watching an open case for hours keeps working.
         return _whole_widget(agent, ticket_id, view)
     if not case.is_valid(now):
         cases.expire_case(case.id, now, agent)
