@@ -9,7 +9,7 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.models import CaseState, ServiceCase, Ticket, utcnow
 
-from .conftest import Widget, connect, make_token
+from .conftest import HOST_API_KEY, Widget, connect, make_token
 
 
 @pytest.fixture
@@ -77,3 +77,26 @@ def test_database_refuses_a_second_active_case_even_when_code_is_bypassed(app):
             db.session.add(_case("T-1", (CaseState.CLOSED, CaseState.EXPIRED, CaseState.FAILED)[n], f"c{n}"))
         db.session.commit()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ServiceCase)) == 4
+
+
+def test_simultaneous_closes_of_an_unseen_ticket_all_succeed(app):
+    """The host may close a ticket tvwidget never saw, twice at once (a retry, two webhooks): no 500."""
+    api = {"Authorization": f"Bearer {HOST_API_KEY}"}
+    statuses = []
+    for round_ in range(5):
+        barrier = threading.Barrier(8)
+
+        def close():
+            client = app.test_client()
+            barrier.wait(10)
+            statuses.append(client.post(f"/api/v1/tickets/NEW-{round_}/close", headers=api).status_code)
+
+        threads = [threading.Thread(target=close) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert statuses == [200] * 40
+    with app.app_context():
+        closed = db.session.scalars(sa.select(Ticket).where(Ticket.id.like("NEW-%"))).all()
+        assert len(closed) == 5 and {t.status for t in closed} == {"closed"} and all(t.closed_at for t in closed)

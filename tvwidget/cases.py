@@ -482,12 +482,10 @@ def close_ticket(ticket_id: str) -> None:
     """Record the host's closing of a ticket, refused while a case is valid (the caller commits)."""
     expire_overdue(ticket_id=ticket_id)
     ensure_ticket_can_close(ticket_id)
-    ticket = db.session.get(Ticket, ticket_id)
-    if ticket is None:
-        ticket = Ticket(id=ticket_id)
-        db.session.add(ticket)
-    ticket.status = "closed"
-    ticket.closed_at = utcnow()
+    now = utcnow()
+    # One statement: two closes of a ticket tvwidget never saw must not both try to insert it.
+    database.upsert(Ticket, {"id": ticket_id, "status": "closed", "closed_at": now, "updated_at": now}, ("id",),
+           update={"status": "closed", "closed_at": now})
 
 
 def case_json(case: ServiceCase) -> dict:

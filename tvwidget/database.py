@@ -7,6 +7,7 @@ import os
 import time
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from flask import Flask, has_request_context, request
 
 from .extensions import db
@@ -24,6 +25,21 @@ def reading():
         yield
     finally:
         _reading.reset(token)
+
+
+def insert_for(dialect_name: str):
+    """Return the dialect's ``insert`` construct, the one with ON CONFLICT (upserts without a race)."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+
+
+def upsert(model, values: dict, keys: tuple[str, ...], update: dict | None = None) -> None:
+    """Insert ``values`` into ``model``'s table, or update the row with the same ``keys`` in one statement.
+
+    ``update`` is what an existing row gets (default: every value but the keys).
+    """
+    statement = insert_for(db.session.get_bind().dialect.name)(model).values(**values)
+    update = update if update is not None else {k: statement.excluded[k] for k in values if k not in keys}
+    db.session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=update))
 
 
 def configure(app: Flask) -> None:

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .database import insert_for, upsert
 from .extensions import db
 from .models import Ticket, UsedLaunchToken, utcnow
 
@@ -108,13 +108,7 @@ def parse_ticket(data) -> TicketData:
 
 def save_ticket(data: TicketData) -> None:
     """Insert or update the ticket snapshot in one statement (safe under concurrent launches)."""
-    values = asdict(data) | {"updated_at": utcnow()}
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Ticket).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Ticket.id], set_={k: statement.excluded[k] for k in values if k != "id"})
-    db.session.execute(statement)
+    upsert(Ticket, asdict(data) | {"updated_at": utcnow()}, ("id",))
 
 
 def _valid_zone(name) -> str | None:
@@ -192,8 +186,7 @@ def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketDa
     launch spends it on its hot path instead, see ``hotpath.launch``.)
     """
     claims = check_launch_token(raw, want_ticket=want_ticket)
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(db.session.get_bind().dialect.name)
     spent = db.session.execute(
         insert(UsedLaunchToken).values(key=claims.key, expires_at=claims.expires_at).on_conflict_do_nothing()
         .returning(UsedLaunchToken.key)).scalar_one_or_none()
@@ -225,14 +218,17 @@ def sweep_spent_tokens_after(response):
 
 
 class _CredentialSigner(TimestampSigner):
-    """itsdangerous's signer, deriving its key once instead of on every sign and check."""
+    """itsdangerous's signer, deriving each key once instead of on every sign and check."""
 
     @functools.cached_property
-    def _derived(self) -> bytes:
-        return super().derive_key()
+    def _derived(self) -> dict:
+        return {}
 
     def derive_key(self, secret_key=None) -> bytes:
-        return self._derived if secret_key is None else super().derive_key(secret_key)
+        derived = self._derived.get(secret_key)
+        if derived is None:
+            derived = self._derived[secret_key] = super().derive_key(secret_key)
+        return derived
 
 
 class _CredentialSerializer(URLSafeTimedSerializer):

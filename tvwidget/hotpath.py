@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .database import insert_for
 from .extensions import db
 from .models import (CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket,
                      UsedLaunchToken)
@@ -95,10 +96,6 @@ def _cursor():
     finally:
         if connection is not None:
             connection.close()
-
-
-def _insert(dialect_name: str):
-    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
 # --- what the widget shows: settings, the ticket's latest case, its email and its live-status cache ----------
@@ -183,7 +180,7 @@ _TICKET_KEPT = [key for key in _TICKET_VALUES if key not in ("id", "updated_at")
 
 
 def _spend_insert(name: str):
-    return (_insert(name)(UsedLaunchToken.__table__)
+    return (insert_for(name)(UsedLaunchToken.__table__)
             .values(key=sa.bindparam("key"), expires_at=sa.bindparam("expires_at"))
             .on_conflict_do_nothing())
 

@@ -6,9 +6,9 @@ admin session; Flask-WTF's CSRF protection covers every POST here.
 import sqlalchemy as sa
 from flask import current_app, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import audit, mail, placeholders
+from ..database import upsert
 from ..extensions import db
 from ..forms import EmailTemplateForm
 from ..models import EmailTemplate, utcnow
@@ -82,11 +82,7 @@ def _save(language: str, subject: str, body: str) -> None:
     values = {"language": language, "subject": subject, "body": body, "updated_by_id": agent.id,
               "updated_by_name": agent.name, "updated_at": utcnow()}
     # One statement, so two admins saving at once cannot collide on the key.
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(EmailTemplate).values(**values)
-    db.session.execute(statement.on_conflict_do_update(
-        index_elements=[EmailTemplate.language],
-        set_={key: statement.excluded[key] for key in values if key != "language"}))
+    upsert(EmailTemplate, values, ("language",))
 
 
 @bp.post("/email-template")

@@ -9,7 +9,7 @@ import uuid
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, make_response, request
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
