@@ -23,6 +23,7 @@ from .extensions import db
 from .models import (CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket,
                      UsedLaunchToken)
 
+
 class Statement:
     """A Core statement compiled once per dialect and run on a DBAPI cursor with the types' processors."""
 
@@ -48,7 +49,8 @@ class Statement:
     def execute(self, cursor, dialect, **values) -> None:
         """Send the statement with ``values`` (by bind name)."""
         sql, order, binds, _, fixed = self._prepare(dialect)
-        processed = {name: (binds[name](value) if binds[name] else value) for name, value in (fixed | values).items()}
+        processed = {name: (binds[name](value) if binds[name] else value)
+                     for name, value in (fixed | values).items()}
         cursor.execute(sql, [processed[name] for name in order] if order is not None else processed)
 
     def rows(self, cursor, dialect) -> list[tuple]:
@@ -93,6 +95,10 @@ def _cursor():
             engine.dispose(close=False)
         raise sa.exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
                                          connection_invalidated=disconnected, dialect=dialect) from exc
+    except BaseException:
+        if connection is not None:
+            connection.invalidate()  # it may still be in autocommit: never back to the pool like that
+        raise
     finally:
         if connection is not None:
             connection.close()

@@ -136,6 +136,8 @@ def _environment(app: Flask, language: str):
 
 def _url_for(endpoint: str, **values) -> str:
     """Flask's ``url_for`` for templates, remembered per mount point (a widget render builds about ten)."""
+    if any(name.startswith("_") for name in values):  # _external and the like depend on more than the path
+        return url_for(endpoint, **values)
     urls = current_app.extensions.setdefault("tvwidget_urls", {})
     key = (request.script_root, endpoint, *sorted(values.items()))
     url = urls.get(key)
