@@ -85,13 +85,6 @@ def valid_case(ticket_id: str, now: datetime | None = None) -> ServiceCase | Non
     return case if case is not None and case.is_valid(now or utcnow()) else None
 
 
-def latest_case(ticket_id: str) -> ServiceCase | None:
-    """Return the ticket's newest case that got a TeamViewer session or is getting one."""
-    return db.session.scalar(
-        sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id, ServiceCase.state != CaseState.FAILED)
-        .order_by(ServiceCase.id.desc()).limit(1))
-
-
 def clean_note(text: str | None) -> str | None:
     """Return the agent's closing note without control characters (line breaks and tabs kept), or None."""
     if not text:

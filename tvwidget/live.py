@@ -52,10 +52,6 @@ def _stale(now: datetime):
     )
 
 
-def tracking(case_id: int) -> CaseTracking | None:
-    return db.session.get(CaseTracking, case_id)
-
-
 def is_due(row: CaseTracking | None, now: datetime) -> bool:
     """Return whether the cached status is old enough to ask TeamViewer again (a cheap pre-check, no write)."""
     if row is None or row.status_checked_at is None:
