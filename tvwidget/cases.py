@@ -403,6 +403,28 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
     return case
 
 
+def claim_tracking(case_id: int, stale, **stamp) -> bool:
+    """Stamp the case's tracking row where ``stale`` holds, or create it stamped; True for exactly one racer.
+
+    The claim of live status (``live``) and of connection sync
+    (``connections``).  Must be the first statement of its transaction:
+    SQLite then takes the write lock before reading anything.
+    """
+    claimed = db.session.execute(
+        sa.update(CaseTracking).where(CaseTracking.case_id == case_id, stale).values(**stamp)
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount == 1:
+        return True
+    if db.session.get(CaseTracking, case_id) is not None:
+        return False
+    try:
+        with db.session.begin_nested():
+            db.session.add(CaseTracking(case_id=case_id, **stamp))
+    except IntegrityError:
+        return False  # another racer created the row (and so holds the claim) first
+    return True
+
+
 def _hold_status_checks(case_id: int) -> None:
     """Claim the case's live-status check (``live``) for a stop about to close it at TeamViewer.
 

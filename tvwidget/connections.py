@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale, gettext
-from sqlalchemy.exc import IntegrityError
 
 from . import cases, integration
 from .extensions import db
@@ -63,23 +62,11 @@ def candidates(now: datetime) -> list[tuple[int, str]]:
 
 
 def _claim(case_id: int, now: datetime) -> bool:
-    claimed = db.session.execute(
-        sa.update(CaseTracking)
-        .where(CaseTracking.case_id == case_id, CaseTracking.connections_synced_at.is_(None),
-               sa.or_(CaseTracking.connections_checked_at.is_(None),
-                      CaseTracking.connections_checked_at <= now - RETRY_EVERY))
-        .values(connections_checked_at=now)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount == 1:
-        return True
-    if db.session.get(CaseTracking, case_id) is not None:
-        return False
-    try:
-        with db.session.begin_nested():
-            db.session.add(CaseTracking(case_id=case_id, connections_checked_at=now))
-    except IntegrityError:
-        return False
-    return True
+    """Take the right to read the case's connection reports now; True for exactly one of racing syncs."""
+    due = sa.and_(CaseTracking.connections_synced_at.is_(None),
+                  sa.or_(CaseTracking.connections_checked_at.is_(None),
+                         CaseTracking.connections_checked_at <= now - RETRY_EVERY))
+    return cases.claim_tracking(case_id, due, connections_checked_at=now)
 
 
 def sync(now: datetime | None = None) -> SyncOutcome | None:

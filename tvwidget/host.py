@@ -3,7 +3,6 @@ import functools
 import hashlib
 import hmac
 import itertools
-import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from .database import insert_for, upsert
+from .deferred import after_response
 from .extensions import db
 from .models import Ticket, UsedLaunchToken, utcnow
 
@@ -203,18 +203,12 @@ def sweep_spent_tokens_after(response):
     """
     if next(_launches) % SWEEP_EVERY:
         return response
-    app = current_app._get_current_object()
 
     def sweep():
-        try:
-            with app.app_context():
-                db.session.execute(sa.delete(UsedLaunchToken).where(UsedLaunchToken.expires_at < utcnow()))
-                db.session.commit()
-        except Exception:  # noqa: BLE001 - a later launch sweeps again
-            logging.getLogger(__name__).exception("sweeping spent launch tokens failed")
+        db.session.execute(sa.delete(UsedLaunchToken).where(UsedLaunchToken.expires_at < utcnow()))
+        db.session.commit()
 
-    response.call_on_close(sweep)
-    return response
+    return after_response(response, sweep, "sweeping spent launch tokens")
 
 
 class _CredentialSigner(TimestampSigner):

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
 from . import cases, integration
 from .extensions import db
@@ -60,25 +59,8 @@ def is_due(row: CaseTracking | None, now: datetime) -> bool:
 
 
 def _claim(case_id: int, now: datetime) -> bool:
-    """Take the right to ask TeamViewer about the case now; True for exactly one of any racing pollers.
-
-    Must be the first statement of its transaction: SQLite then takes the
-    write lock before reading anything.
-    """
-    claimed = db.session.execute(
-        sa.update(CaseTracking).where(CaseTracking.case_id == case_id, _stale(now))
-        .values(status_checked_at=now)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount == 1:
-        return True
-    if db.session.get(CaseTracking, case_id) is not None:
-        return False
-    try:
-        with db.session.begin_nested():
-            db.session.add(CaseTracking(case_id=case_id, status_checked_at=now))
-    except IntegrityError:
-        return False  # another poller created the row (and so holds the claim) first
-    return True
+    """Take the right to ask TeamViewer about the case now; True for exactly one of any racing pollers."""
+    return cases.claim_tracking(case_id, _stale(now), status_checked_at=now)
 
 
 def refresh(case_id: int, code: str, now: datetime | None = None) -> str:

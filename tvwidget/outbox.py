@@ -20,6 +20,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import audit, database, mail
+from .deferred import after_response
 from .extensions import db
 from .models import CaseState, EmailMessage, utcnow
 
@@ -146,22 +147,8 @@ def reschedule(message: EmailMessage, now: datetime | None = None) -> bool:
 
 
 def send_one_due_after(response):
-    """Send at most one due message once ``response`` has gone out (the outbox's opportunistic sender).
-
-    It runs when the server closes the response, so the agent never waits for
-    it; any failure is logged and otherwise ignored (cron catches up).
-    """
-    app = current_app._get_current_object()
-
-    def run():
-        try:
-            with app.app_context():
-                send_due(limit=1)
-        except Exception:  # noqa: BLE001 - a background nicety must never break anything
-            log.exception("opportunistic outbox send failed")
-
-    response.call_on_close(run)
-    return response
+    """Send at most one due message once ``response`` has gone out (the outbox's opportunistic sender)."""
+    return after_response(response, lambda: send_due(limit=1), "sending a due invitation")
 
 
 outbox_cli = AppGroup("outbox", help="The invitation email outbox.")

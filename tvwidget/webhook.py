@@ -28,6 +28,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import database
+from .deferred import after_response
 from .extensions import db
 from .models import ServiceCase, WebhookEvent, utcnow
 
@@ -182,17 +183,7 @@ def send_due_after(response):
     """Deliver due events once ``response`` has gone out, so the agent never waits for the host."""
     if not enabled():
         return response
-    app = current_app._get_current_object()
-
-    def run():
-        try:
-            with app.app_context():
-                send_due(limit=10)
-        except Exception:  # noqa: BLE001 - a background nicety must never break anything; cron catches up
-            log.exception("webhook delivery after the response failed")
-
-    response.call_on_close(run)
-    return response
+    return after_response(response, lambda: send_due(limit=10), "webhook delivery")
 
 
 webhook_cli = AppGroup("webhook", help="The host webhook's event queue.")
