@@ -364,3 +364,10 @@ def test_a_second_replace_of_the_same_case_does_not_replace_the_new_one(connecte
     assert other_window.status_code == 409 and "already stopped or replaced" in widget.html
     with connected_app.app_context():
         assert sorted(db.session.scalars(sa.select(ServiceCase.state))) == ["closed", "open"]
+
+
+@pytest.mark.parametrize("address", ["=?UTF-8?Q?=0A?=@example.com", "=?UTF-8?Q?=0A?=a@example.com",
+                                     "a=?UTF-8?B?Cg==?=@example.com"])
+def test_an_address_holding_an_encoded_word_is_refused(address):
+    """Found by the property above: mail readers would decode these local parts (a line break here)."""
+    assert mail.valid_address(address) is None

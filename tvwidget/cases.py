@@ -318,7 +318,8 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
         db.session.commit()
         raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
     _, client = _client_or_raise()
-    db.session.rollback()  # hold no database lock across the TeamViewer calls
+    _hold_status_checks(case.id)  # as in stop_case: no poll may record the close as TeamViewer's own
+    db.session.commit()  # hold no database lock across the TeamViewer calls
     try:
         remote = client.get_session(code)
     except TeamViewerNotFound:

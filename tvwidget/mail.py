@@ -93,9 +93,12 @@ def header_safe(value: str) -> str:
 def valid_address(address: str) -> str | None:
     """Return the normalised address, or None when it cannot receive mail."""
     try:
-        return validate_email(address or "", check_deliverability=False).normalized
+        normalized = validate_email(address or "", check_deliverability=False).normalized
     except EmailNotValidError:
         return None
+    # "=?" is legal in a local part, but mail readers decode it as an RFC 2047 encoded word
+    # ("=?UTF-8?Q?=0A?=@…" shows as a line break): no real mailbox needs it.
+    return None if "=?" in normalized else normalized
 
 
 # --- templates -------------------------------------------------------------------------------------
