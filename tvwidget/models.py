@@ -145,7 +145,16 @@ class ServiceCase(db.Model):
 sa.event.listen(ServiceCase.__table__, "after_create", rollup.create_triggers)
 
 
-class ReportDay(db.Model):
+class _RollupMeasures:
+    """What every roll-up row sums (one definition for the four roll-up tables)."""
+
+    sessions: Mapped[int] = mapped_column(sa.Integer)
+    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
+    expired: Mapped[int] = mapped_column(sa.Integer)
+    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class ReportDay(_RollupMeasures, db.Model):
     """Closed and expired cases summed per UTC day of opening and value: the report's roll-up.
 
     ``dimension`` is ``technician`` (``value`` the technician's id, ``name``
@@ -163,13 +172,9 @@ class ReportDay(db.Model):
     dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     name: Mapped[str | None] = mapped_column(sa.String(200))
-    sessions: Mapped[int] = mapped_column(sa.Integer)
-    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
-    expired: Mapped[int] = mapped_column(sa.Integer)
-    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
-class ReportTechnicianDay(db.Model):
+class ReportTechnicianDay(_RollupMeasures, db.Model):
     """The same roll-up per technician, for reports filtered by technician (no ``technician`` rows)."""
 
     __tablename__ = "tvwidget_report_technician_days"
@@ -178,13 +183,9 @@ class ReportTechnicianDay(db.Model):
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
-    sessions: Mapped[int] = mapped_column(sa.Integer)
-    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
-    expired: Mapped[int] = mapped_column(sa.Integer)
-    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
-class ReportHour(db.Model):
+class ReportHour(_RollupMeasures, db.Model):
     """``ReportDay`` per UTC hour, for the ends of a range in a time zone other than UTC."""
 
     __tablename__ = "tvwidget_report_hours"
@@ -193,13 +194,9 @@ class ReportHour(db.Model):
     dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     name: Mapped[str | None] = mapped_column(sa.String(200))
-    sessions: Mapped[int] = mapped_column(sa.Integer)
-    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
-    expired: Mapped[int] = mapped_column(sa.Integer)
-    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
-class ReportTechnicianHour(db.Model):
+class ReportTechnicianHour(_RollupMeasures, db.Model):
     """``ReportTechnicianDay`` per UTC hour."""
 
     __tablename__ = "tvwidget_report_technician_hours"
@@ -208,10 +205,6 @@ class ReportTechnicianHour(db.Model):
     hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     dimension: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
-    sessions: Mapped[int] = mapped_column(sa.Integer)
-    duration_seconds: Mapped[int] = mapped_column(sa.BigInteger)
-    expired: Mapped[int] = mapped_column(sa.Integer)
-    connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class Comment(db.Model):
