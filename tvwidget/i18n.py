@@ -1,11 +1,16 @@
 """Languages (F15): Japanese and English, from the launch token, else the browser."""
+import dataclasses
 import functools
-from datetime import timezone
+import re
+import secrets
+from datetime import date, datetime, timezone
+from types import SimpleNamespace
 
 from babel import Locale
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask.signals import before_render_template, template_rendered
 from flask_babel import force_locale, format_datetime, get_locale, get_timezone, get_translations
+from flask_babel.speaklater import LazyString
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator
 
@@ -157,4 +162,74 @@ def render_template(name: str, **context) -> str:
     before_render_template.send(app, _async_wrapper=app.ensure_sync, template=template, context=context)
     rendered = template.render(context)
     template_rendered.send(app, _async_wrapper=app.ensure_sync, template=template, context=context)
+    return rendered
+
+
+# --- remembered renders (the widget on a ticket view, the status fragment on a poll) -----------------------
+
+REMEMBERED_MAX = 512
+# What a per-request value may hold to be filled into a remembered render: characters that HTML
+# escaping and |tojson leave as they are (the credential is URL-safe base64 with dots, the key hex).
+_FILLABLE = re.compile(r"[A-Za-z0-9_.-]*\Z")
+_PLACEHOLDER = f"tvwidgetfill{secrets.token_hex(8)}n"
+
+
+class _Unfrozen(Exception):
+    """A context value whose identity the memo cannot be sure of: render it afresh."""
+
+
+def _frozen(value):
+    """Return a hashable stand-in for ``value`` that differs whenever its rendering could differ.
+
+    Types are kept beside the values: ``True == 1`` and ``Markup("<b>") == "<b>"`` render differently.
+    """
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind in (int, bool, float, date) or isinstance(value, str):  # Markup, str enums
+        return kind, value
+    if kind is datetime:
+        return kind, value, value.tzinfo  # 9:00+09:00 == 0:00+00:00, but the two may render apart
+    if kind is LazyString:
+        # Its message and variables: the request's language (part of the key) makes the text.
+        # (Making the text itself costs Flask-Babel 6 µs.)
+        return kind, value._func, value._args, _frozen(value._kwargs)
+    if kind is dict:
+        return kind, tuple((name, _frozen(item)) for name, item in value.items())
+    if kind in (tuple, list):
+        return kind, tuple(_frozen(item) for item in value)
+    if isinstance(value, SimpleNamespace) or dataclasses.is_dataclass(value):
+        # A snapshot of a row (or of the launch token's agent): each field keeps one type,
+        # so its values alone tell renderings apart.
+        return kind, tuple(vars(value).values())
+    raise _Unfrozen(kind)
+
+
+def render_remembered(name: str, fills: tuple[str, ...], **context) -> str:
+    """``render_template``, remembering the output for the same template, language, zone, mount and context.
+
+    The key is the *whole* context (minus ``fills``), frozen with its types, so no input of
+    the render can be left out of it by mistake; the widget's templates read nothing else
+    but the language, the time zone and URLs under the mount point.  ``fills`` name
+    per-request values (the credential, a fresh idempotency key): the remembered render holds a
+    placeholder in their place, filled in on every use.  Anything unusual renders afresh.
+    """
+    values = {fill: context[fill] for fill in fills}
+    if not all(isinstance(value, str) and _FILLABLE.match(value) for value in values.values()):
+        return render_template(name, **context)
+    try:
+        key = (name, language(), _timezone(), request.script_root,
+               _frozen({item: value for item, value in context.items() if item not in values}))
+        hash(key)
+    except (_Unfrozen, TypeError):  # TypeError: an unhashable field in a snapshot
+        return render_template(name, **context)
+    remembered = current_app.extensions.setdefault("tvwidget_rendered", {})
+    rendered = remembered.get(key)
+    if rendered is None:
+        rendered = render_template(name, **context | {fill: f"{_PLACEHOLDER}{n}z" for n, fill in enumerate(fills)})
+        if len(remembered) >= REMEMBERED_MAX:
+            remembered.clear()
+        remembered[key] = rendered
+    for n, fill in enumerate(fills):
+        rendered = rendered.replace(f"{_PLACEHOLDER}{n}z", values[fill])
     return rendered

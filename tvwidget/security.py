@@ -26,10 +26,17 @@ def headers(frameable: bool, frame_src=None):
         csp = f"{STRICT_CSP}; frame-ancestors {ancestors}"
         if frame_src is not None:
             csp += f"; frame-src {frame_src()}"
-        response.headers["Content-Security-Policy"] = csp
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers.setdefault("Cache-Control", "no-store")
+        # Werkzeug answers a missing header with an exception (a costly one): look at the names once.
+        present = {name.lower() for name, _ in response.headers}
+        fixed = (("Content-Security-Policy", csp), ("X-Content-Type-Options", "nosniff"),
+                 ("Referrer-Policy", "no-referrer"))
+        for name, value in fixed:
+            if name.lower() in present:
+                response.headers[name] = value
+            else:
+                response.headers.add(name, value)
+        if "cache-control" not in present:
+            response.headers.add("Cache-Control", "no-store")
         if request.is_secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         return response

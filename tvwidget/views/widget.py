@@ -18,7 +18,7 @@ from ..database import on_outage
 from ..extensions import db
 from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential,
                     sweep_spent_tokens_after)
-from ..i18n import render_template
+from ..i18n import render_remembered, render_template
 from ..models import CaseState, ServiceCase, utcnow
 from ..paths import asset_dir
 from ..security import headers, same_origin_request
@@ -29,6 +29,8 @@ bp.after_request(headers(frameable=True))
 CREDENTIAL_HEADER = "X-TVWidget-Credential"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 HISTORY_PAGE_SIZE = 5
+# What differs on every render of the same widget: filled into a remembered render (i18n.render_remembered).
+PER_REQUEST = ("credential", "idempotency_key")
 
 
 def time_left(seconds: int | None) -> str | None:
@@ -85,7 +87,6 @@ def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, aler
         "idempotency_key": uuid.uuid4().hex,
         "alert": alert,
         "alert_kind": alert_kind,
-        "now": now,
         "confirm_stop": confirm_stop and state == "open",
         "form": form or {"note": "", "outcome": "unknown"},
         "form_error": form_error,
@@ -134,7 +135,7 @@ def launch():
     except LaunchError as exc:
         return _error_page(exc.message, exc.status)
     g.tvwidget_agent = claims.agent
-    page = render_template("tvwidget/widget.html", **widget_context(claims.agent, claims.ticket.id, view))
+    page = render_remembered("tvwidget/widget.html", PER_REQUEST, **widget_context(claims.agent, claims.ticket.id, view))
     return sweep_spent_tokens_after(make_response(page, 200, {"Vary": "HX-Request"}))
 
 
@@ -248,7 +249,7 @@ def status():
         if view.case is None or view.case.id != case.id:
             return _whole_widget(agent, ticket_id, view)
     context = status_context(view.case, view.tracking, now)
-    return render_template("tvwidget/_status.html", **context), 200, {"Vary": "HX-Request"}
+    return render_remembered("tvwidget/_status.html", (), **context), 200, {"Vary": "HX-Request"}
 
 
 def _whole_widget(agent, ticket_id: str, view: hotpath.View | None = None, alert=None):
