@@ -38,8 +38,10 @@ class Statement:
             compiled = statement.compile(dialect=dialect)
             binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                      for name, bind in compiled.binds.items()}
-            results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                       for column in statement.exported_columns]
+            processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                          for column in statement.exported_columns]
+            # Only the columns whose type converts what the driver returns (dates on SQLite, say).
+            results = (len(processors), [(n, process) for n, process in enumerate(processors) if process])
             # Literal values in the statement (limits, states) travel as parameters too.
             fixed = {name: value for name, value in compiled.params.items() if value is not None}
             prepared = (compiled.string, compiled.positiontup, binds, results, fixed)
@@ -55,11 +57,16 @@ class Statement:
 
     def rows(self, cursor, dialect) -> list[tuple]:
         """Return the processed rows of the statement the cursor executed."""
-        results = self._prepare(dialect)[3]
-        if not results:  # (asking the cursor's description builds an object per column: slow on psycopg)
+        width, processors = self._prepare(dialect)[3]
+        if not width:  # (asking the cursor's description builds an object per column: slow on psycopg)
             return []
-        return [tuple(process(value) if process else value for process, value in zip(results, row))
-                for row in cursor.fetchall()]
+        rows = []
+        for row in cursor.fetchall():
+            row = list(row)
+            for n, process in processors:
+                row[n] = process(row[n])
+            rows.append(tuple(row))
+        return rows
 
     def run(self, cursor, dialect, **values) -> list[tuple]:
         """Execute with ``values`` and return the processed rows."""
