@@ -105,6 +105,38 @@ def test_the_status_poll_and_the_guard_read_make_one_round_trip(connected_app, c
     assert round_trips.count() == 1
 
 
+def test_the_close_guard_makes_one_round_trip_and_writes_nothing_while_a_case_holds_the_ticket(
+        connected_app, client, round_trips):
+    client.get("/embed/widget", query_string={"token": make_token()})  # ticket T-1; the pool's connection
+    round_trips.reset()
+    closed = client.post("/api/v1/tickets/NEW-1/close", headers=API)
+    assert closed.get_json() == {"id": "NEW-1", "status": "closed"}
+    assert round_trips.count() == 1
+    _open_case(connected_app)
+    round_trips.reset()
+    held = client.post("/api/v1/tickets/T-1/close", headers=API)
+    assert held.status_code == 409 and held.get_json()["service_case"]["code"] == "s123-456-789"
+    assert round_trips.count() == (2 if round_trips.sqlite_statements else 1)  # SQLite: try, then read the case
+    with connected_app.app_context():
+        assert db.session.get(Ticket, "NEW-1").closed_at is not None
+        assert db.session.get(Ticket, "NEW-1").subject == ""  # a ticket never seen: the model's defaults
+        assert db.session.get(Ticket, "T-1").closed_at is None  # nothing written while the case holds it
+
+
+def test_a_close_that_meets_an_overdue_case_records_its_expiry_first(connected_app, client):
+    client.get("/embed/widget", query_string={"token": make_token(ticket=ticket_claim("T-9"))})
+    case_id = _open_case(connected_app, ticket_id="T-9")
+    with connected_app.app_context():
+        db.session.get(ServiceCase, case_id).valid_until = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+    assert client.post("/api/v1/tickets/T-9/close", headers=API).get_json() == {"id": "T-9", "status": "closed"}
+    comments = client.get("/api/v1/tickets/T-9/comments", headers=API).get_json()["comments"]
+    assert [comment["kind"] for comment in comments] == ["expired"]
+    with connected_app.app_context():
+        assert db.session.get(ServiceCase, case_id).state == "expired"
+        assert db.session.get(Ticket, "T-9").closed_at is not None
+
+
 def test_a_replayed_token_changes_nothing(app, client):
     older = make_token(ticket=ticket_claim(subject="Old subject", requester={"name": "A", "email": "old@example.com"}))
     assert client.get("/embed/widget", query_string={"token": older}).status_code == 200

@@ -275,3 +275,55 @@ def active_case(ticket_id: str) -> CaseRow | None:
     with _cursor() as (cursor, dialect):
         rows = _ACTIVE.run(cursor, dialect, ticket_id=ticket_id)
     return CaseRow(**dict(zip(_CASE_KEYS, rows[0]))) if rows else None
+
+
+# --- the host's close guard: record the ticket closed unless a case holds it ---------------------------------
+
+def _holds(ticket_id):
+    return sa.and_(_C.c.ticket_id == ticket_id, sa.or_(_C.c.state == CaseState.CREATING, _C.c.state == CaseState.OPEN))
+
+
+def _close_upsert(name: str):
+    """Insert or update the ticket as closed, only while no case is in creating or open; return its id if so."""
+    ticket_id = sa.bindparam("ticket_id", type_=_TICKET.c.id.type)
+    now = sa.bindparam("now", type_=_TICKET.c.closed_at.type)
+    # A ticket tvwidget never saw gets what the model's defaults would give it.
+    blank = {key: sa.literal(_TICKET.c[key].default.arg) for key in ("subject", "requester_name", "requester_email")}
+    source = sa.select(ticket_id, sa.literal("closed"), now, now, *blank.values()) \
+        .where(~sa.exists().where(_holds(ticket_id)))
+    insert = insert_for(name)(_TICKET).from_select(["id", "status", "closed_at", "updated_at", *blank], source,
+                                                   include_defaults=False)
+    return insert.on_conflict_do_update(index_elements=[_TICKET.c.id],
+                                        set_={"status": "closed", "closed_at": insert.excluded.closed_at}) \
+        .returning(_TICKET.c.id)
+
+
+def _close_postgresql(name: str):
+    """Close, or else read the case that holds the ticket: one statement (a writing CTE)."""
+    closed = _close_upsert(name).cte("closed")
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return (sa.select(sa.select(closed.c.id).scalar_subquery().label("closed"), *_C.columns)
+            .select_from(one).outerjoin(_C, _holds(sa.bindparam("ticket_id", type_=_TICKET.c.id.type))))
+
+
+_CLOSE = Statement(_close_upsert)
+_CLOSE_POSTGRESQL = Statement(_close_postgresql)
+
+
+def close_ticket(ticket_id: str, now: datetime) -> tuple[bool, CaseRow | None]:
+    """Record ``ticket_id`` closed unless a case in creating or open holds it; return (closed, that case).
+
+    Nothing is written while a case holds the ticket, valid or not: an
+    overdue or abandoned one is for ``cases.close_ticket`` to settle (expiry
+    comment, audit) before the close.  The close itself commits durably.
+    PostgreSQL: one statement; SQLite: one, two when a case holds the ticket
+    (and (False, None) if that case ended in between: the caller decides anew).
+    """
+    with _cursor() as (cursor, dialect):
+        if dialect.name == "postgresql":
+            row = _CLOSE_POSTGRESQL.run(cursor, dialect, ticket_id=ticket_id, now=now)[0]
+            return (True, None) if row[0] is not None else (False, CaseRow(**dict(zip(_CASE_KEYS, row[1:]))))
+        if _CLOSE.run(cursor, dialect, ticket_id=ticket_id, now=now):
+            return True, None
+        rows = _ACTIVE.run(cursor, dialect, ticket_id=ticket_id)
+    return False, (CaseRow(**dict(zip(_CASE_KEYS, rows[0]))) if rows else None)
