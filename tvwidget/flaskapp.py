@@ -22,7 +22,7 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request):
         if "HTTP_COOKIE" not in request.environ and app.secret_key:
-            return self.session_class()  # what Flask returns for no cookie, without parsing the cookies that are not there
+            return self.session_class()  # what Flask returns for no cookie, without parsing an empty jar
         return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:

@@ -223,14 +223,13 @@ def render_remembered(name: str, fills: tuple[str, ...], **context) -> str:
     values = {fill: context[fill] for fill in fills}
     if not all(isinstance(value, str) and _FILLABLE.match(value) for value in values.values()):
         return render_template(name, **context)
+    remembered = current_app.extensions.setdefault("tvwidget_rendered", {})
     try:
         key = (name, language(), _timezone(), request.script_root,
                _frozen({item: value for item, value in context.items() if item not in values}))
-        hash(key)
+        rendered = remembered.get(key)
     except (_Unfrozen, TypeError):  # TypeError: an unhashable field in a snapshot
         return render_template(name, **context)
-    remembered = current_app.extensions.setdefault("tvwidget_rendered", {})
-    rendered = remembered.get(key)
     if rendered is None:
         rendered = render_template(name, **context | {fill: f"{_PLACEHOLDER}{n}z" for n, fill in enumerate(fills)})
         if len(remembered) >= REMEMBERED_MAX:

@@ -135,7 +135,8 @@ def launch():
     except LaunchError as exc:
         return _error_page(exc.message, exc.status)
     g.tvwidget_agent = claims.agent
-    page = render_remembered("tvwidget/widget.html", PER_REQUEST, **widget_context(claims.agent, claims.ticket.id, view))
+    context = widget_context(claims.agent, claims.ticket.id, view)
+    page = render_remembered("tvwidget/widget.html", PER_REQUEST, **context)
     return sweep_spent_tokens_after(make_response(page, 200, {"Vary": "HX-Request"}))
 
 
