@@ -74,9 +74,15 @@ def test_init_app_mounts_tvwidget_in_a_host_app(tmp_path):
     def home():
         return "host home"
 
+    @host.post("/tickets/<ticket_id>/comments")
+    def comment(ticket_id):
+        return f"commented on {ticket_id}"
+
     init_app(host, {"ENV": "development", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/h.db"})
     client = host.test_client()
     assert client.get("/").text == "host home"
+    # tvwidget's CSRF checks are its own views': the host's forms need no Flask-WTF token.
+    assert client.post("/tickets/T-1/comments", data={"body": "hi"}).text == "commented on T-1"
     assert "Content-Security-Policy" not in client.get("/").headers  # tvwidget leaves the host's pages alone
     assert client.get("/embed/widget").status_code == 401
     with client.get("/static/tvwidget/tvwidget.css") as stylesheet:

@@ -142,3 +142,15 @@ def test_demo_plays_mails_guards_and_stops_over_http(demo):
 
         # The framed widget never needed a cookie (browsers block third-party ones).
         assert not frame.cookies, frame.cookies
+
+
+def test_the_demo_close_button_needs_its_csrf_token(demo):
+    host_base, _widget_base = demo
+    with requests.Session() as host:
+        host.get(f"{host_base}/demo/ticket/{TICKET}", timeout=10)
+        refused = host.post(f"{host_base}/demo/ticket/{TICKET}/close", data={}, timeout=10, allow_redirects=False)
+        forged = host.post(f"{host_base}/demo/ticket/{TICKET}/close", data={"csrf_token": "forged"}, timeout=10,
+                           allow_redirects=False)
+        page = host.get(f"{host_base}/demo/ticket/{TICKET}", timeout=10).text
+    assert refused.status_code == 400 and forged.status_code == 400
+    assert CLOSE_RESULT_RE.search(page) is None  # the guard was never asked

@@ -60,6 +60,9 @@ def defaults(instance_path: str) -> dict:
         "MAIL_TIMEOUT": 10,
         "SMTP_TIMEOUT": 10,
         "BABEL_TRANSLATION_DIRECTORIES": "translations",
+        "WTF_CSRF_ENABLED": True,
+        "WTF_CSRF_FIELD_NAME": "csrf_token",
+        "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,
         # The admin area's first-party session (the widget sets no cookie). ``__Host-``
         # makes browsers insist on Secure, Path=/ and no Domain (RELIABILITY checklist 10).

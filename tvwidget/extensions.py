@@ -3,7 +3,6 @@ from flask_babel import Babel
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 
 # Named constraints keep Alembic's batch mode on SQLite and autogenerate stable.
@@ -19,4 +18,3 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 babel = Babel()
 mail = Mail()
-csrf = CSRFProtect()

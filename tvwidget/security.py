@@ -4,6 +4,8 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, request
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms.validators import ValidationError
 
 log = logging.getLogger(__name__)
 LAUNCH_ENDPOINTS = ("tvwidget.launch", "tvwidget_admin.launch")
@@ -59,6 +61,27 @@ def same_origin_request() -> bool:
         return origin == own
     referer = urlsplit(request.headers.get("Referer") or "")
     return not referer.netloc or f"{referer.scheme}://{referer.netloc}" == own
+
+
+def check_csrf_token() -> None:
+    """Check Flask-WTF's CSRF token (form field or header) unless CSRF is switched off; else raise CSRFError.
+
+    tvwidget checks it in its own views instead of registering ``CSRFProtect``,
+    whose hook would demand tokens from every POST of a host app that mounts
+    tvwidget.  Not ``CSRFProtect.protect()`` either: over HTTPS it also demands
+    a same-host Referer, which these pages never send (``Referrer-Policy:
+    no-referrer``), so every admin change would fail.  Fetch Metadata
+    (``same_origin_request``) checks the origin instead (RELIABILITY decision 3).
+    """
+    config = current_app.config
+    if not config["WTF_CSRF_ENABLED"]:
+        return
+    token = request.form.get(config["WTF_CSRF_FIELD_NAME"]) or next(
+        (request.headers[name] for name in config["WTF_CSRF_HEADERS"] if request.headers.get(name)), None)
+    try:
+        validate_csrf(token)
+    except ValidationError as exc:
+        raise CSRFError(exc.args[0]) from None
 
 
 def log_refused_launch(response: Response) -> Response:

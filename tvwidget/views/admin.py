@@ -8,18 +8,17 @@ after ``PERMANENT_SESSION_LIFETIME`` without a request.
 import logging
 from dataclasses import asdict
 
-from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import InternalServerError
-from wtforms.validators import ValidationError
 
 from .. import integration, secrets
 from ..database import on_outage
-from ..extensions import csrf, db
+from ..extensions import db
 from ..forms import SettingsForm
 from ..host import Agent, LaunchError, verify_launch_token
-from ..security import headers, same_origin_request
+from ..security import check_csrf_token, headers, same_origin_request
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,6 @@ bp.after_request(headers(frameable=False))
 # The launch is authenticated by the host's signed, single-use token (a host
 # may POST it from its own page); every other route checks CSRF in
 # _require_admin, after the session, so a visitor without one hears that first.
-csrf.exempt(bp)
 
 SESSION_KEY = "tvwidget_admin"
 
@@ -99,26 +97,8 @@ def _require_admin():
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         if not same_origin_request():
             _refuse(403, _l("Requests from other sites are not accepted."))
-        if current_app.config["WTF_CSRF_ENABLED"]:
-            _check_csrf_token()
+        check_csrf_token()
     return None
-
-
-def _check_csrf_token():
-    """Check Flask-WTF's CSRF token (form field or header), or raise CSRFError.
-
-    Not ``csrf.protect()``: over HTTPS it also demands a same-host Referer,
-    which these pages never send (``Referrer-Policy: no-referrer``), so every
-    admin change would fail.  Fetch Metadata (``same_origin_request``) checks
-    the origin instead (RELIABILITY decision 3).
-    """
-    config = current_app.config
-    token = request.form.get(config["WTF_CSRF_FIELD_NAME"]) or next(
-        (request.headers[name] for name in config["WTF_CSRF_HEADERS"] if request.headers.get(name)), None)
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        raise CSRFError(exc.args[0]) from None
 
 
 def _settings_page(form: SettingsForm, row, status: int = 200, connect_failed: bool = False):

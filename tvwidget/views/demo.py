@@ -9,7 +9,7 @@ from ..demo_host import DEMO_TICKETS, launch_token
 from ..extensions import db
 from ..i18n import LANGUAGES
 from ..models import EmailMessage
-from ..security import headers
+from ..security import check_csrf_token, headers
 
 bp = Blueprint("tvwidget_demo", __name__)
 
@@ -60,6 +60,7 @@ def close(ticket_id: str):
     """Try to close the ticket through the host API's guard (F8)."""
     if ticket_id not in DEMO_TICKETS:
         abort(404)
+    check_csrf_token()
     response = _host_api("POST", f"/tickets/{ticket_id}/close")
     body = response.json()
     session["tvwidget_demo_close"] = {"status": response.status_code, "message": body.get("message") or
