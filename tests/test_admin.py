@@ -79,7 +79,8 @@ def test_every_admin_route_refuses_anonymous_requests_and_agent_sessions(app):
     anonymous = app.test_client()
     agent = app.test_client()
     with agent.session_transaction() as session:  # as if an agent had a session (the launch never gives one)
-        session["tvwidget_admin"] = {"id": "agent-1", "name": "Alex", "email": "a@x", "role": "agent"}
+        session["tvwidget_admin"] = {"agent": {"id": "agent-1", "name": "Alex", "email": "a@x", "role": "agent"},
+                                     "seen": int(time.time())}
     for endpoint, method, path in routes:
         if endpoint == "tvwidget_admin.launch":
             refused = anonymous.open(path, method=method)

@@ -87,3 +87,51 @@ def test_init_app_mounts_tvwidget_in_a_host_app(tmp_path):
     assert client.get("/embed/widget").status_code == 401
     with client.get("/static/tvwidget/tvwidget.css") as stylesheet:
         assert stylesheet.status_code == 200
+
+
+def test_init_app_leaves_the_hosts_session_and_request_limits_alone(tmp_path):
+    from flask import Flask, request, session
+
+    from tvwidget import init_app
+    from tvwidget.extensions import db
+
+    from .conftest import EMBED_SECRET, HOST_API_KEY, make_token
+
+    host = Flask("host")
+    host.secret_key = "the-host-s-own-secret-key-0123456789abcdef"
+
+    @host.post("/login")
+    def login():
+        session["user"] = "u1"
+        return "signed in"
+
+    @host.get("/me")
+    def me():
+        return session.get("user", "nobody")
+
+    @host.post("/attachments")
+    def upload():
+        return str(len(request.get_data()))
+
+    app_wide = ("SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_SAMESITE", "SESSION_COOKIE_PATH",
+                "PERMANENT_SESSION_LIFETIME", "MAX_CONTENT_LENGTH", "MAX_FORM_MEMORY_SIZE", "SECRET_KEY")
+    before = {key: host.config[key] for key in app_wide}
+    init_app(host, {"ENV": "development", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/h.db",
+                    "EMBED_SECRET": EMBED_SECRET, "HOST_API_KEY": HOST_API_KEY})
+    assert {key: host.config[key] for key in app_wide} == before
+    with host.app_context():
+        db.create_all()
+
+    client = host.test_client()
+    client.post("/login")
+    # An administrator opens tvwidget's admin area in the same browser: the helpdesk login stays.
+    opened = client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)})
+    assert opened.status_code == 303
+    assert client.get("/embed/admin/settings").status_code == 200
+    assert client.get("/me").text == "u1"
+    # The helpdesk's uploads keep the helpdesk's limit; tvwidget's own routes keep theirs.
+    assert client.post("/attachments", data=b"x" * 200_000).text == "200000"
+    assert client.post("/embed/widget", data={"token": "x" * 100_000}).status_code == 413
+    assert client.put("/api/v1/tickets/T-1", data=b"{}" + b" " * 100_000,
+                      headers={"Content-Type": "application/json",
+                               "Authorization": f"Bearer {HOST_API_KEY}"}).status_code == 413

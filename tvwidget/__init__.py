@@ -18,7 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     app = TVWidgetFlask(__name__, instance_relative_config=True, static_folder=None,
                 template_folder=asset_dir("templates"))
-    init_app(app, config)
+    _init(app, config, standalone=True)
     # What no blueprint answers (404 for an unknown path, 405) gets the strict headers too;
     # a host mounting tvwidget with init_app keeps its own pages to itself.
     strict = headers(frameable=False)
@@ -28,12 +28,23 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def init_app(app: Flask, config: dict | None = None) -> None:
-    """Register tvwidget's configuration, extensions, blueprints and commands on ``app``."""
-    for key, value in config_module.defaults(app.instance_path).items():
+    """Register tvwidget's configuration, extensions, blueprints and commands on a host's ``app``.
+
+    The host's app-wide settings (session cookie, request size limits) stay the host's.
+    """
+    _init(app, config, standalone=False)
+
+
+def _init(app: Flask, config: dict | None, standalone: bool) -> None:
+    app.extensions["tvwidget_standalone"] = standalone
+    defaults = config_module.defaults(app.instance_path)
+    if standalone:
+        defaults |= config_module.standalone_defaults()
+    for key, value in defaults.items():
         # Fill what neither the host nor Flask's own defaults decided.
         if app.config.get(key, value) == app.default_config.get(key, value):
             app.config[key] = value
-    config_module.load(app.config, config)
+    config_module.load(app.config, config, standalone=standalone)
     from .security import log_refused_launch
 
     app.after_request(log_refused_launch)

@@ -20,6 +20,7 @@ TEXT_SETTINGS = (
 
 
 HOST_COOKIE_NAME = "__Host-tvwidget_admin"
+MAX_REQUEST_BYTES = 64 * 1024  # tvwidget's forms, tokens and JSON bodies are far smaller
 
 
 class ConfigError(RuntimeError):
@@ -52,8 +53,6 @@ def defaults(instance_path: str) -> dict:
         "DEFAULT_LOCALE": "en",
         "WIDGET_CREDENTIAL_MAX_AGE": 3600,
         "LAUNCH_TOKEN_LEEWAY": 10,
-        "MAX_CONTENT_LENGTH": 64 * 1024,
-        "MAX_FORM_MEMORY_SIZE": 64 * 1024,
         "MAIL_DEFAULT_SENDER": None,
         # Flask-Mail would suppress sending whenever TESTING is on; tvwidget decides explicitly.
         "MAIL_SUPPRESS_SEND": False,
@@ -64,13 +63,26 @@ def defaults(instance_path: str) -> dict:
         "WTF_CSRF_FIELD_NAME": "csrf_token",
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def standalone_defaults() -> dict:
+    """Return Flask's app-wide settings tvwidget picks when it is the whole app (``create_app``).
+
+    They govern every page and the one session cookie of an app, so a host
+    app that mounts tvwidget with ``init_app`` keeps its own: tvwidget caps
+    its own requests itself (``security.limit_request_size``) and times out
+    its admin entry in the session itself (``views.admin``).
+    """
+    return {
+        "MAX_CONTENT_LENGTH": MAX_REQUEST_BYTES,
+        "MAX_FORM_MEMORY_SIZE": MAX_REQUEST_BYTES,
         # The admin area's first-party session (the widget sets no cookie). ``__Host-``
         # makes browsers insist on Secure, Path=/ and no Domain (RELIABILITY checklist 10).
         "SESSION_COOKIE_NAME": HOST_COOKIE_NAME,
         "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "PERMANENT_SESSION_LIFETIME": 3600,
     }
 
 
@@ -86,8 +98,11 @@ def development_values() -> dict:
     }
 
 
-def load(config, overrides: dict | None = None) -> None:
-    """Apply ``TVWIDGET_*`` variables and ``overrides``, fill development defaults, then check."""
+def load(config, overrides: dict | None = None, standalone: bool = True) -> None:
+    """Apply ``TVWIDGET_*`` variables and ``overrides``, fill development defaults, then check.
+
+    ``standalone``: tvwidget is the whole app (``create_app``), so its session cookie settings apply.
+    """
     config.from_prefixed_env("TVWIDGET")
     config.update(overrides or {})
     for key in TEXT_SETTINGS:
@@ -104,7 +119,7 @@ def load(config, overrides: dict | None = None) -> None:
     if env == "demo":
         # The demo has no mail server: invitations are built, stored and shown on its outbox page.
         config["MAIL_SUPPRESS_SEND"] = True
-    else:
+    elif standalone:
         config["SESSION_COOKIE_SECURE"] = True
     if config.get("SESSION_COOKIE_NAME") == HOST_COOKIE_NAME and (
             env == "demo" or config.get("SESSION_COOKIE_DOMAIN") or config.get("SESSION_COOKIE_PATH") != "/"):

@@ -7,6 +7,8 @@ from flask import Response, current_app, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
+from .config import MAX_REQUEST_BYTES
+
 log = logging.getLogger(__name__)
 LAUNCH_ENDPOINTS = ("tvwidget.launch", "tvwidget_admin.launch")
 
@@ -44,6 +46,21 @@ def headers(frameable: bool, frame_src=None):
         return response
 
     return apply
+
+
+def limit_request_size() -> None:
+    """In a host app, cap what a request to tvwidget may send (413 beyond), whatever the host allows its pages.
+
+    The standalone app's ``MAX_CONTENT_LENGTH`` (``TVWIDGET_MAX_CONTENT_LENGTH``)
+    already caps every route.  A ``before_request`` hook of each tvwidget
+    blueprint that reads a body, registered before the hooks that read it.
+    """
+    if current_app.extensions.get("tvwidget_standalone"):
+        return
+    for limit in ("max_content_length", "max_form_memory_size"):
+        allowed = getattr(request, limit)
+        if allowed is None or allowed > MAX_REQUEST_BYTES:
+            setattr(request, limit, MAX_REQUEST_BYTES)
 
 
 def same_origin_request() -> bool:

@@ -6,6 +6,7 @@ Every route but the launch needs that session, held by an admin; it ends
 after ``PERMANENT_SESSION_LIFETIME`` without a request.
 """
 import logging
+import time
 from dataclasses import asdict
 
 from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
@@ -18,17 +19,22 @@ from ..database import on_outage
 from ..extensions import db
 from ..forms import SettingsForm
 from ..host import Agent, LaunchError, verify_launch_token
-from ..security import check_csrf_token, headers, same_origin_request
+from ..security import check_csrf_token, headers, limit_request_size, same_origin_request
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("tvwidget_admin", __name__, url_prefix="/embed/admin")
 bp.after_request(headers(frameable=False))
+bp.before_request(limit_request_size)
 # The launch is authenticated by the host's signed, single-use token (a host
 # may POST it from its own page); every other route checks CSRF in
 # _require_admin, after the session, so a visitor without one hears that first.
 
 SESSION_KEY = "tvwidget_admin"
+# The admin entry ends after an hour without use, timed by tvwidget itself: a host app's
+# session (which holds the entry when tvwidget is mounted with init_app) may live for weeks.
+ADMIN_IDLE_SECONDS = 3600
+SESSION_ENDED = _l("Your admin session has ended. Open the tvwidget admin area again from your helpdesk.")
 
 
 @bp.record_once
@@ -77,9 +83,8 @@ def launch():
         return _page("tvwidget/error.html", 403, message=_l(
             "Only helpdesk administrators can open the tvwidget admin area."))
     db.session.commit()
-    session.clear()
-    session.permanent = True
-    session[SESSION_KEY] = asdict(agent)
+    # Only tvwidget's own entry: in a host app the session is the host's too.
+    session[SESSION_KEY] = {"agent": asdict(agent), "seen": int(time.time())}
     return redirect(url_for(".settings"), 303)
 
 
@@ -87,10 +92,18 @@ def launch():
 def _require_admin():
     if request.endpoint == "tvwidget_admin.launch":
         return None
+    entry = session.get(SESSION_KEY)
+    now = int(time.time())
     try:
-        agent = Agent(**session[SESSION_KEY])
-    except (KeyError, TypeError):
-        _refuse(401, _l("Your admin session has ended. Open the tvwidget admin area again from your helpdesk."))
+        agent = Agent(**entry["agent"])
+        idle = now - int(entry["seen"])
+    except (KeyError, TypeError, ValueError):
+        _refuse(401, SESSION_ENDED)
+    if idle > ADMIN_IDLE_SECONDS:  # (a clock a second behind another machine's gives a negative idle: fine)
+        session.pop(SESSION_KEY, None)
+        _refuse(401, SESSION_ENDED)
+    entry["seen"] = now
+    session.modified = True  # every use keeps the admin session alive for another hour
     if not agent.is_admin:
         _refuse(403, _l("Only helpdesk administrators can open the tvwidget admin area."))
     g.tvwidget_agent = agent

@@ -10,7 +10,7 @@ from ..database import on_outage
 from ..extensions import db
 from ..host import TicketDataError, host_key_matches, parse_ticket, save_ticket
 from ..models import Comment, utcnow
-from ..security import headers
+from ..security import headers, limit_request_size
 
 class AnyText(PathConverter):
     """Like ``path``, but newlines too: a host's ticket id is opaque and must get a JSON answer."""
@@ -22,6 +22,7 @@ bp = Blueprint("tvwidget_api", __name__, url_prefix="/api/v1")
 # Runs before the rules below are added to the host's URL map.
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("tvwidget_text", AnyText))
 bp.after_request(headers(frameable=False))
+bp.before_request(limit_request_size)
 
 
 def error(code: str, message: str, status: int, **extra):

@@ -21,10 +21,11 @@ from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credent
 from ..i18n import render_remembered, render_template
 from ..models import CaseState, ServiceCase, utcnow
 from ..paths import asset_dir
-from ..security import headers, same_origin_request
+from ..security import headers, limit_request_size, same_origin_request
 
 bp = Blueprint("tvwidget", __name__, static_folder=asset_dir("static"), static_url_path="/static/tvwidget")
 bp.after_request(headers(frameable=True))
+bp.before_request(limit_request_size)
 
 CREDENTIAL_HEADER = "X-TVWidget-Credential"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
