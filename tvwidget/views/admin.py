@@ -3,7 +3,7 @@
 Opened from the host with an ``admin`` launch token in a top-level window,
 so an ordinary first-party session cookie and Flask-WTF's CSRF apply here.
 Every route but the launch needs that session, held by an admin; it ends
-after ``PERMANENT_SESSION_LIFETIME`` without a request.
+after an hour without a request (``ADMIN_IDLE_SECONDS``).
 """
 import logging
 import time
@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("tvwidget_admin", __name__, url_prefix="/embed/admin")
 bp.after_request(headers(frameable=False))
 bp.before_request(limit_request_size)
-# The launch is authenticated by the host's signed, single-use token (a host
-# may POST it from its own page); every other route checks CSRF in
-# _require_admin, after the session, so a visitor without one hears that first.
 
 SESSION_KEY = "tvwidget_admin"
 # The admin entry ends after an hour without use, timed by tvwidget itself: a host app's
@@ -90,6 +87,9 @@ def launch():
 
 @bp.before_request
 def _require_admin():
+    # The launch is authenticated by the host's signed, single-use token (a host may POST
+    # it from its own page); every other route checks CSRF here, after the session, so a
+    # visitor without one hears that first.
     if request.endpoint == "tvwidget_admin.launch":
         return None
     entry = session.get(SESSION_KEY)
@@ -102,10 +102,10 @@ def _require_admin():
     if idle > ADMIN_IDLE_SECONDS:  # (a clock a second behind another machine's gives a negative idle: fine)
         session.pop(SESSION_KEY, None)
         _refuse(401, SESSION_ENDED)
-    entry["seen"] = now
-    session.modified = True  # every use keeps the admin session alive for another hour
     if not agent.is_admin:
         _refuse(403, _l("Only helpdesk administrators can open the tvwidget admin area."))
+    entry["seen"] = now
+    session.modified = True  # every use keeps the admin session alive for another hour
     g.tvwidget_agent = agent
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         if not same_origin_request():
