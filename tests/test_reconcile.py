@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, CaseState, ServiceCase, Ticket, utcnow
+from tvwidget.models import AuditEvent, CaseState, EmailMessage, ServiceCase, Ticket, WebhookEvent, utcnow
 
 from .conftest import connect
 
@@ -75,6 +75,34 @@ def test_reconcile_adopts_closes_and_leaves_live_cases_alone(app, teamviewer):
         assert kinds.count("orphan_closed") == 2 and "case_adopted" in kinds
     puts = [entry[0].path for entry in teamviewer.log if entry[0].method == "PUT"]
     assert sorted(puts) == ["/api/v1/sessions/s33-333-333", "/api/v1/sessions/s44-444-444"]
+
+
+def test_an_adopted_case_gets_its_invitation_and_webhook_event(app_factory, teamviewer, smtp):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
+                      HOST_WEBHOOK_URL="https://helpdesk.example/hooks/tvwidget")
+    connect(app)
+    with app.app_context():
+        db.session.add(Ticket(id="A", requester_name="John Doe", requester_email="john.doe@example.com"))
+        db.session.add(Ticket(id="B", requester_email="not an address"))
+        db.session.add_all([_case("A", CaseState.CREATING, "k-a", opened_by_name="Alex Morgan"),
+                            _case("B", CaseState.CREATING, "k-b", opened_by_name="Alex Morgan")])
+        db.session.commit()
+    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
+        _remote("s11-111-111", "k-a"), _remote("s22-222-222", "k-b")]})
+    assert "adopted 2" in _run(app).output
+    with app.app_context():
+        messages = db.session.scalars(sa.select(EmailMessage)).all()
+        assert [(m.recipient, m.status) for m in messages] == [("john.doe@example.com", "pending")]
+        assert "https://tv.test/s11-111-111" in messages[0].body_text and "Alex Morgan" in messages[0].body_text
+        events = db.session.scalars(sa.select(WebhookEvent.kind).order_by(WebhookEvent.ticket_id)).all()
+        assert events == ["service_case.opened", "service_case.opened"]
+        assert "email_not_sent" in db.session.scalars(sa.select(AuditEvent.kind)).all()  # B has no valid address
+    sent = app.test_cli_runner().invoke(args=["tvwidget", "outbox", "send"])
+    assert sent.exit_code == 0, sent.output
+    assert smtp.wait_for(1)[0].rcpt_tos == ["john.doe@example.com"]
+    assert _run(app).output.count("adopted 0")  # nothing queued twice on the next run
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(EmailMessage)) == 1
 
 
 def test_reconcile_twice_changes_nothing_more(app, teamviewer):

@@ -6,7 +6,8 @@ Starting a case commits a ``creating`` row before calling TeamViewer (see
 two sides can be matched up:
 
 - a ``creating`` row older than the client's timeouts whose session exists is
-  adopted (it becomes ``open``); without a session it becomes ``failed``;
+  adopted (it becomes ``open``, and its invitation and webhook event are queued
+  as a finished play's would be); without a session it becomes ``failed``;
 - an open TeamViewer session whose case is failed, closed or expired here (a
   create that timed out but happened, a stop whose close was lost, an expiry)
   is closed at TeamViewer.  Sessions whose key names no case here are left
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from . import audit, integration
+from . import audit, integration, mail, webhook
 from .cases import DEFAULT_VALIDITY, transition
 from .extensions import db
+from .host import Agent
 from .models import CREATING_STALE_AFTER, CaseState, ServiceCase, utcnow
 from .teamviewer import Session, TeamViewerError, TeamViewerNotFound
 
@@ -46,6 +48,17 @@ def _case_key(session: Session) -> str | None:
     return data.get("case") if isinstance(data, dict) and isinstance(data.get("case"), str) else None
 
 
+def _announce(case: ServiceCase) -> None:
+    """Do for an adopted case what a play does once TeamViewer answers: the webhook event and the invitation.
+
+    The invitation goes out through the outbox, in the agent's name, as if the play had finished.
+    """
+    webhook.enqueue("service_case.opened", case)
+    opener = Agent(id=case.opened_by_id, name=case.opened_by_name, email=case.opened_by_email or "", role="agent")
+    if mail.queue_invitation(case, opener) is None:
+        audit.record("email_not_sent", None, ticket_id=case.ticket_id, case_id=case.id, reason="no valid address")
+
+
 def reconcile(client) -> Outcome:
     """Match local cases with TeamViewer's open sessions and repair both sides."""
     outcome = Outcome()
@@ -60,6 +73,7 @@ def reconcile(client) -> Outcome:
                 end_customer_link=session.end_customer_link,
                 valid_until=session.valid_until or case.opened_at + DEFAULT_VALIDITY):
             audit.record("case_adopted", None, ticket_id=case.ticket_id, case_id=case.id, code=session.code)
+            _announce(case)
             outcome.adopted += 1
         elif session is None and transition(case, CaseState.FAILED, error="abandoned while creating"):
             audit.record("case_failed", None, ticket_id=case.ticket_id, case_id=case.id,
