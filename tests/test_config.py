@@ -74,6 +74,10 @@ def test_init_app_mounts_tvwidget_in_a_host_app(tmp_path):
     def home():
         return "host home"
 
+    @host.get("/healthz")
+    def host_health():
+        return "host ok"
+
     @host.post("/tickets/<ticket_id>/comments")
     def comment(ticket_id):
         return f"commented on {ticket_id}"
@@ -81,6 +85,8 @@ def test_init_app_mounts_tvwidget_in_a_host_app(tmp_path):
     init_app(host, {"ENV": "development", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/h.db"})
     client = host.test_client()
     assert client.get("/").text == "host home"
+    assert client.get("/healthz").text == "host ok"  # tvwidget's own is under /embed there
+    assert "database" in client.get("/embed/healthz").json  # (no tables made here: "unavailable")
     # tvwidget's CSRF checks are its own views': the host's forms need no Flask-WTF token.
     assert client.post("/tickets/T-1/comments", data={"body": "hi"}).text == "commented on T-1"
     assert "Content-Security-Policy" not in client.get("/").headers  # tvwidget leaves the host's pages alone

@@ -76,7 +76,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(widget.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
+    # A host app has its own /healthz: mounted there, tvwidget's is /embed/healthz.
+    app.register_blueprint(health.bp, url_prefix=None if app.extensions["tvwidget_standalone"] else "/embed")
     if app.config["ENV"] == "demo":
         from .views import demo
 

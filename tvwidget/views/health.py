@@ -1,5 +1,7 @@
 """``/healthz`` for load balancers and monitoring: database reachable, integration state.
 
+Mounted in a host app (``init_app``) it is ``/embed/healthz``: ``/healthz`` stays the host's.
+
 It never calls TeamViewer (a probe every few seconds would spend the
 licence's request budget) and shows no secret, only whether the stored
 token can be read.
