@@ -501,7 +501,7 @@ def close_ticket(ticket_id: str) -> None:
     now = utcnow()
     # One statement: two closes of a ticket tvwidget never saw must not both try to insert it.
     database.upsert(Ticket, {"id": ticket_id, "status": "closed", "closed_at": now, "updated_at": now}, ("id",),
-           update={"status": "closed", "closed_at": now})
+                    update={"status": "closed", "closed_at": now})
 
 
 def case_json(case: ServiceCase) -> dict:

@@ -98,7 +98,7 @@ def development_values() -> dict:
     }
 
 
-def load(config, overrides: dict | None = None, standalone: bool = True) -> None:
+def load(config, overrides: dict | None = None, *, standalone: bool) -> None:
     """Apply ``TVWIDGET_*`` variables and ``overrides``, fill development defaults, then check.
 
     ``standalone``: tvwidget is the whole app (``create_app``), so its session cookie settings apply.
