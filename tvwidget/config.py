@@ -23,6 +23,21 @@ HOST_COOKIE_NAME = "__Host-tvwidget_admin"
 MAX_REQUEST_BYTES = 64 * 1024  # tvwidget's forms, tokens and JSON bodies are far smaller
 
 
+_MISSING = object()
+
+
+def setting(name: str, default=_MISSING):
+    """Return tvwidget's setting ``name`` (e.g. ``"EMBED_SECRET"``) for the current app.
+
+    The one place tvwidget's own code reads its settings, whichever app it is mounted in.
+    """
+    from flask import current_app
+
+    if default is _MISSING:
+        return current_app.config[name]
+    return current_app.config.get(name, default)
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
 
