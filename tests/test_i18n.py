@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from babel.messages.mofile import write_mo
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from freezegun import freeze_time
 
@@ -86,15 +87,56 @@ def test_ja_invitation_addresses_the_requester_politely():
     assert "{customer_link}" in body and "{requester_name} 様" in body
 
 
-# -- (b) the shipped .mo files are compiled from the shipped .po files ------------------------
+# -- (b) the shipped .mo files hold exactly the shipped .po files' translations ---------------
+
+def _translations(catalog) -> dict:
+    """Map (context, msgid) to msgstr for every entry a compiled catalog serves.
+
+    Plural entries map to the tuple of their forms.  A fuzzy or untranslated entry is not
+    served (``pybabel compile`` leaves it out), so it is not expected in the .mo either.
+    """
+    served = {}
+    for message in catalog:
+        if not message.id or message.fuzzy:
+            continue
+        strings = message.string if isinstance(message.string, (list, tuple)) else (message.string,)
+        if all(strings):
+            msgid = tuple(message.id) if message.pluralizable else message.id
+            served[(message.context, msgid)] = tuple(strings) if message.pluralizable else strings[0]
+    return served
+
+
+def _mo(locale: str):
+    with open(TRANSLATIONS / locale / "LC_MESSAGES" / "messages.mo", "rb") as fileobj:
+        return read_mo(fileobj)
+
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_compiled_catalog_is_up_to_date(locale):
+    """Same messages, same translations, plural forms included; headers and tool versions aside."""
+    expected, compiled = _translations(_po(locale)), _translations(_mo(locale))
+    missing = sorted(key for key in expected.keys() - compiled.keys())
+    extra = sorted(key for key in compiled.keys() - expected.keys())
+    differ = sorted(key for key in expected.keys() & compiled.keys() if expected[key] != compiled[key])
+    assert not missing and not extra and not differ, (
+        f"tvwidget/translations/{locale}/LC_MESSAGES/messages.mo is stale (run `make translations`): "
+        f"not compiled: {missing}; no longer in the .po: {extra}; translated differently: {differ}")
+
+
+def test_catalog_comparison_covers_plural_forms_and_untranslated_entries():
+    """The comparison above sees a changed plural form and leaves out what a .mo never serves."""
+    catalog = Catalog(locale="en")
+    catalog.add(("%(num)d case", "%(num)d cases"), ("%(num)d case", "%(num)d cases"))
+    catalog.add("Untranslated", "")
     compiled = io.BytesIO()
-    write_mo(compiled, _po(locale))
-    shipped = (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.mo").read_bytes()
-    assert compiled.getvalue() == shipped, (
-        f"tvwidget/translations/{locale}/LC_MESSAGES/messages.mo is stale: run `make translations`")
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    served = _translations(read_mo(compiled))
+    assert served == _translations(catalog) == {
+        (None, ("%(num)d case", "%(num)d cases")): ("%(num)d case", "%(num)d cases")}
+    changed = Catalog(locale="en")
+    changed.add(("%(num)d case", "%(num)d cases"), ("%(num)d case", "%(num)d service cases"))
+    assert _translations(changed) != served
 
 
 # -- (c) the catalogs hold exactly the messages the sources use -------------------------------
