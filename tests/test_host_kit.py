@@ -8,7 +8,9 @@ deliveries that server really sends to the kit's example host
 import importlib.util
 import io
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,11 +27,13 @@ from werkzeug import Response
 
 import tvwidget_host as tv
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, free_port
+from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, free_port, skip_or_fail
 from .live import serve
 
 KIT = Path(__file__).resolve().parents[1] / "clients" / "python"
 EXAMPLE = KIT / "examples" / "flask_host.py"
+# Tests about the kit's own checks need one real tvwidget, not one per database engine.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 TICKET = {"id": "HD-7", "subject": "Printer offline", "requester": {"name": "Jo Doe", "email": "jo@example.com"},
           "category": "Printer", "type": "Incident", "priority": "High", "source": "Email", "status": "open"}
 
@@ -120,6 +124,7 @@ def test_the_kit_depends_on_pyjwt_and_requests_only():
 
 # -- launch tokens ---------------------------------------------------------------------------------
 
+@SQLITE_ONLY
 def test_a_signed_token_launches_the_widget_and_an_admin_token_opens_the_admin_area(app):
     connect(app)
     with serve(app) as base_url:
@@ -233,6 +238,7 @@ def test_the_example_host_refuses_to_close_while_a_case_is_open_and_gets_the_com
     assert api.report(today, today, technician="someone-else")["total_sessions"] == 0
 
 
+@SQLITE_ONLY
 def test_webhook_forged_stale_and_duplicate_deliveries_are_refused(stage):
     api = stage.api
     api.put_ticket("HD-8", TICKET | {"id": "HD-8"})
@@ -295,6 +301,7 @@ def test_a_signed_body_that_is_not_an_event_is_refused():
 
 # -- faults and refusals of the host API --------------------------------------------------------------
 
+@SQLITE_ONLY
 def test_a_wrong_key_is_unauthorized_and_bad_data_a_bad_request(app):
     with serve(app) as base_url:
         with tv.HostClient(base_url, "not-the-key", timeout=30) as stranger, pytest.raises(tv.Unauthorized) as exc:
@@ -355,3 +362,51 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
         release.set()
         server.clear()
         server.stop()
+
+
+# -- the curl/openssl recipe in docs/host-contract.md, run as written ----------------------------------
+
+CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "host-contract.md"
+
+
+def recipe(name: str) -> str:
+    """Return the shell block that follows ``<!-- recipe: name -->`` in the contract document."""
+    match = re.search(rf"<!-- recipe: {name} -->\n```sh\n(.*?)```", CONTRACT.read_text(), re.S)
+    assert match, f"docs/host-contract.md has no recipe {name!r}"
+    return match.group(1)
+
+
+def run_recipe(name: str, stage, tmp_path, **env) -> str:
+    for tool in ("bash", "openssl", "curl"):
+        if shutil.which(tool) is None:
+            skip_or_fail(f"the shell recipe needs {tool}")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe(name)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "TVWIDGET_URL": stage.tvwidget_url, "TVWIDGET_EMBED_SECRET": EMBED_SECRET,
+             "TVWIDGET_HOST_API_KEY": HOST_API_KEY, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@SQLITE_ONLY
+def test_the_shell_recipe_signs_a_token_tvwidget_accepts_guards_the_close_and_verifies_a_webhook(stage, tmp_path):
+    assert run_recipe("token", stage, tmp_path).strip() == "200"
+
+    widget = launch_widget(stage.tvwidget_url, tv.sign_launch_token(
+        EMBED_SECRET, sub="42", name="Alex", email="alex@example.com", ticket=TICKET))
+    widget.play()
+    refused, comments = run_recipe("api", stage, tmp_path).splitlines()
+    assert json.loads(refused)["error"] == "active_service_case"
+    assert json.loads(refused)["service_case"]["code"] == widget.field("session-code")
+    assert json.loads(comments) == {"comments": []}
+
+    delivery = stage.recorder.wait_for(1)[0]
+    (tmp_path / "body.json").write_bytes(delivery["body"])
+    assert run_recipe("webhook", stage, tmp_path, SIGNATURE=delivery["signature"]).strip() == "signature valid"
+    (tmp_path / "body.json").write_bytes(delivery["body"].replace(b"HD-7", b"HD-8"))
+    assert run_recipe("webhook", stage, tmp_path, SIGNATURE=delivery["signature"]).strip() == "forged"
+
+
+def test_the_readme_shows_the_example_host_the_suite_runs():
+    readme = (KIT / "README.md").read_text()
+    assert "```python\n" + EXAMPLE.read_text() + "```" in readme
