@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import tomllib
+import zipfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -311,10 +312,15 @@ def test_a_wrong_key_is_unauthorized_and_bad_data_a_bad_request(app):
 
         api = tv.HostClient(base_url + "/", HOST_API_KEY, timeout=30)
         with pytest.raises(tv.BadRequest) as bad:
-            api.put_ticket("T-1", {"subject": 5})
-        assert bad.value.status == 400 and bad.value.code == "invalid_ticket" and "subject" in bad.value.message
-        with pytest.raises(tv.BadRequest, match="'from' must not be after 'to'"):
             api.report(date(2026, 2, 1), date(2026, 1, 1))
+        assert bad.value.status == 400 and bad.value.code == "invalid_parameter"
+        assert bad.value.message == "'from' must not be after 'to'."
+        with pytest.raises(tv.BadRequest, match="too long"):
+            api.report(date(2026, 1, 1), date(2026, 1, 1), technician="x" * 101)
+        with pytest.raises(ValueError, match=re.escape("ticket has unknown keys ['requestor']")):
+            api.put_ticket("T-1", {"requestor": {"name": "Jo"}})  # tvwidget would ignore the key: the kit refuses
+        with pytest.raises(ValueError, match="differs from ticket_id"):
+            api.put_ticket("T-1", {"id": "T-2"})
         with pytest.raises(ValueError, match="date_from must be a date"):
             api.report(datetime(2026, 1, 1, tzinfo=timezone.utc), date(2026, 1, 1))
 
@@ -410,3 +416,51 @@ def test_the_shell_recipe_signs_a_token_tvwidget_accepts_guards_the_close_and_ve
 def test_the_readme_shows_the_example_host_the_suite_runs():
     readme = (KIT / "README.md").read_text()
     assert "```python\n" + EXAMPLE.read_text() + "```" in readme
+
+
+KIT_SMOKE = '''
+import importlib.util, sys
+import tvwidget_host as tv
+assert tv.__file__.startswith(sys.argv[1]), tv.__file__
+assert importlib.util.find_spec("flask") is None, "flask came along with the kit"
+token = tv.sign_launch_token("s" * 32, sub="1", name="A", email="a@example.com", ticket={"id": "T-1"})
+body = b'{"id":"e1","event":"service_case.opened","occurred_at":"2026-12-03T10:00:00Z","ticket_id":"T-1",' \\
+       b'"service_case":{"code":"s1"},"comment":null}'
+event = tv.verify_webhook(body, tv.signature(body, "s" * 32), "s" * 32)
+print("KIT SMOKE OK", event.type, len(token.split(".")))
+'''
+
+
+@pytest.mark.slow
+def test_the_kit_builds_a_wheel_that_installs_with_only_its_two_dependencies(tmp_path):
+    source, dist = tmp_path / "src", tmp_path / "dist"
+    shutil.copytree(KIT, source, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
+    command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)]
+    result = None
+    if importlib.util.find_spec("setuptools"):
+        result = subprocess.run([*command, "--no-isolation"], capture_output=True, text=True, timeout=300)
+    if result is None or result.returncode != 0:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)  # isolated: from the index
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (wheel,) = dist.glob("tvwidget_host-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert {"tvwidget_host/__init__.py", "tvwidget_host/client.py", "tvwidget_host/tokens.py",
+            "tvwidget_host/webhook.py", "tvwidget_host/errors.py", "tvwidget_host/py.typed"} <= names
+    assert not [n for n in names if n.startswith(("tvwidget/", "examples/", "tests/"))]
+    requires = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+    assert requires == ["PyJWT>=2.4", "requests>=2.28"]
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TVWIDGET_", "VIRTUAL_ENV", "PYTHONHOME"))}
+    env |= {"PYTHONPATH": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    python = str(venv / "bin" / "python")
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout[-4000:] + install.stderr[-4000:]
+    smoke = subprocess.run([python, "-c", KIT_SMOKE, str(venv)], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert smoke.returncode == 0, smoke.stdout[-4000:] + smoke.stderr[-4000:]
+    assert "KIT SMOKE OK service_case.opened 3" in smoke.stdout
