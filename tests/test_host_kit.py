@@ -347,6 +347,8 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
     server.expect_request("/api/v1/tickets/T-1/service-case").respond_with_data("<html>hi</html>", 200)
     server.expect_request("/api/v1/tickets/T-1/close").respond_with_data("Bad gateway", 502)
     server.expect_request("/api/v1/tickets/T-1/comments").respond_with_json({"no": "comments"})
+    server.expect_request("/api/v1/tickets/T-3/comments").respond_with_data(
+        "", 308, headers={"Location": "https://tvwidget.example/api/v1/tickets/T-3/comments"})
     server.expect_request("/api/v1/tickets/T-2/close").respond_with_handler(
         lambda request: (release.wait(5), Response("{}", 200))[1])
     server.start()
@@ -360,6 +362,9 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
         assert gateway.value.status == 502
         with pytest.raises(tv.Unavailable):
             api.comments("T-1")
+        with pytest.raises(tv.Unavailable, match="redirected GET .* to https://tvwidget.example/") as moved:
+            api.comments("T-3")  # an http:// base_url behind an https redirect: the key is not sent on
+        assert moved.value.code == "redirected" and moved.value.status == 308
         started = time.monotonic()
         with pytest.raises(tv.Unavailable) as slow:
             api.close_ticket("T-2")

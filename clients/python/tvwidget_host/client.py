@@ -142,6 +142,10 @@ class HostClient:
                 raise Unavailable(f"tvwidget at {self.base_url} answered {method} {path} with something that is "
                                   "not its JSON (is base_url right?).", code="bad_reply", status=status)
             return body
+        if 300 <= status < 400:
+            raise Unavailable(f"tvwidget at {self.base_url} redirected {method} {path} to "
+                              f"{response.headers.get('Location', '?')}; use tvwidget's own address as base_url.",
+                              code="redirected", status=status)
         raise _error(status, body, self.base_url)
 
 
