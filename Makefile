@@ -10,14 +10,16 @@ DEMO := TVWIDGET_ENV=demo
 # The lock constrains every install, build environments included (setuptools is pinned too).
 PIP_INSTALL = PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(1)/python -m pip install --quiet --disable-pip-version-check
 EXTRAS := .[test,postgres,server]
+LOCAL := -e '$(EXTRAS)' -e clients/python
 
 .PHONY: run test install lock test-latest translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python $(LOCK) setup.cfg pyproject.toml
-	$(call PIP_INSTALL,$(BIN)) -r $(LOCK) -e '$(EXTRAS)'
+# tvwidget with its extras, and the host kit (clients/python, a package of its own whose tests run in the suite).
+$(STAMP): $(BIN)/python $(LOCK) setup.cfg pyproject.toml clients/python/pyproject.toml
+	$(call PIP_INSTALL,$(BIN)) -r $(LOCK) $(LOCAL)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,7 +42,7 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade -e '$(EXTRAS)'
+	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade $(LOCAL)
 	TVWIDGET_UNLOCKED=1 .venv-latest/bin/python -m pytest
 
 # Re-extract messages, merge them into the catalogs and compile (commit the result).
