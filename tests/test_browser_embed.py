@@ -399,7 +399,8 @@ def test_token_needed_when_the_credential_expires_and_a_new_token_relaunches(hos
 
 def test_forged_messages_resize_nothing_and_fire_nothing(host, serve_tvwidget, page, smtp):
     """Messages from the host page itself, from another frame of tvwidget's site and from another frame of
-    the host's site are ignored; the same message from the widget's own frame is obeyed (the control)."""
+    the host's site are ignored; the same message from the widget's own frame is obeyed (the control), and
+    ignored again once that frame shows another site's page."""
     serve_tvwidget()
     page.goto(host.url("T-FORGE", forgers=1))
     frame = in_state(page, "idle")
@@ -429,6 +430,19 @@ def test_forged_messages_resize_nothing_and_fire_nothing(host, serve_tvwidget, p
     frame.evaluate(post, forged_event)
     page.wait_for_function(f"() => document.querySelector('{FRAME}').getBoundingClientRect().height === 901")
     assert wait_for_event(page, "case-opened")["detail"]["code"] == "s123-456-789"
+
+    # The widget's own frame navigated to another site: the same window, another origin, no longer heard.
+    frame.evaluate("(url) => { window.location.href = url; }", f"{host.origin}/blank")
+    page.wait_for_function(f"() => {{ try {{ return document.querySelector('{FRAME}').contentWindow.location.href"
+                           f".endsWith('/blank'); }} catch (e) {{ return false; }} }}")
+    navigated = page.locator(FRAME).element_handle().content_frame()
+    navigated.evaluate(post, forged_height | {"height": 555})
+    navigated.evaluate(post, forged_event | {"event": "case-closed"})
+    page.wait_for_function("() => window.__tvwidget.messages.filter(m => m.data.height === 555"
+                           " || m.data.event === 'case-closed').length === 2")
+    time.sleep(0.3)
+    assert page.evaluate(f"() => document.querySelector('{FRAME}').getBoundingClientRect().height") == 901
+    assert [e["name"] for e in events(page)] == ["case-opened"]
 
 
 def test_max_height_caps_the_frame(host, serve_tvwidget, page, smtp):
