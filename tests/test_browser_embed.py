@@ -38,7 +38,7 @@ WIDGET = "#tvwidget-widget"
 PLAY = '[data-tvwidget-action="play"]'
 STOP = '[data-tvwidget-action="stop"]'
 CONFIRM_STOP = '[data-tvwidget-action="confirm-stop"]'
-FRAME = "#tv iframe"
+FRAME = "[data-tvwidget-embed] iframe"
 EVENTS = ("case-opened", "case-closed", "case-expired", "email-status", "token-needed")
 AGENTS = {
     "en": {"sub": "agent-1", "name": "Alex Morgan", "email": "alex.morgan@helpdesk.example", "tz": "Europe/London"},
@@ -351,6 +351,8 @@ def test_case_events_bubble_with_their_detail_and_the_token_is_in_no_url(host, s
     assert expired["detail"] == {"ticketId": "T-EV", "code": second, "state": "expired",
                                  "comment": comments[-1]["body"]}
     assert "expired" in expired["detail"]["comment"]
+    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "expired")
+    settled_height(page, frame)
     assert [e["name"] for e in events(page)] == ["case-opened", "email-status", "case-closed", "case-opened",
                                                  "email-status", "case-expired"]
 
@@ -471,3 +473,26 @@ def test_a_plain_iframe_still_works_and_hears_nothing(host, serve_tvwidget, page
     time.sleep(0.3)
     assert page.evaluate("() => window.__tvwidget.messages") == []
     assert page.locator("#plain").get_attribute("height") == "440"
+
+
+def test_the_demo_ticket_page_embeds_with_the_script_and_adds_the_comment_live(demo, page, context):
+    """The demo helpdesk (``make run``) uses the two lines under its own strict CSP; its own script adds
+    tvwidget's comment to the ticket's timeline from the case-closed event, without a reload."""
+    host_base, widget_base = demo
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(f"{host_base}/demo/ticket/DEMO-1001?lang=en")
+    frame = in_state(page, "idle")
+    assert frame.url == f"{widget_base}/embed/widget"
+    settled_height(page, frame)
+    expect(page.locator("[data-demo-comment]")).to_have_count(0)
+    frame.locator(PLAY).click()
+    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "open")
+    settled_height(page, frame)
+    code = frame.locator('[data-tvwidget-field="session-code"]').inner_text().strip()
+    stop_case(frame)
+    expect(page.locator("[data-demo-comment]")).to_have_count(1)
+    expect(page.locator("[data-demo-comment] pre")).to_contain_text(f"TeamViewer service case {code} closed by")
+    settled_height(page, frame)
+    assert violations == []
