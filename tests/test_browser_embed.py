@@ -496,3 +496,45 @@ def test_the_demo_ticket_page_embeds_with_the_script_and_adds_the_comment_live(d
     expect(page.locator("[data-demo-comment] pre")).to_contain_text(f"TeamViewer service case {code} closed by")
     settled_height(page, frame)
     assert violations == []
+
+
+LAUNCH_AS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>Launch as</title></head>
+<body>
+<iframe name="tvwidget-frame" title="TeamViewer" style="border:0;width:360px;height:600px"></iframe>
+<form id="launch" method="post" action="{{ base }}/embed/widget" target="tvwidget-frame">
+  <input type="hidden" name="token" value="{{ token }}">
+  <input type="hidden" name="host_origin" value="{{ origin }}">
+</form>
+</body></html>
+"""
+
+
+def test_the_widget_posts_only_to_the_origin_it_was_launched_for(host, serve_tvwidget, page, smtp):
+    """A page launching the widget for *another* allowed origin (its Origin header withheld by
+    ``no-referrer``) hears nothing from it: the widget posts to that origin only, never to "*".
+    The same page launching it for its own origin hears the widget (the control)."""
+    other = Flask("other_helpdesk")
+    with serve(other) as other_url:
+        other_origin = other_url.replace("http://127.0.0.1:", "http://localhost:")
+        serve_tvwidget(FRAME_ANCESTORS=f"{host.origin} {other_origin}")
+
+        @host.app.get("/launch-as")
+        def launch_as():
+            return render_template_string(LAUNCH_AS_PAGE, base=host.base, token=host.token(request.args["ticket"]),
+                                          origin=request.args["origin"])
+
+        for origin, heard in ((other_origin, False), (host.origin, True)):
+            page.goto(f"{host.origin}/launch-as?origin={origin}&ticket=T-AS-{heard}")
+            page.evaluate("() => document.getElementById('launch').submit()")
+            frame = page.frame_locator("iframe")
+            expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-host-origin", origin)
+            expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "idle")
+            frame.locator(PLAY).click()  # a case event and height changes: messages for the launch origin
+            expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "open")
+            if heard:
+                page.wait_for_function("() => window.__tvwidget.messages.some(m => m.data.event === 'case-opened')")
+                assert {m["origin"] for m in page.evaluate("() => window.__tvwidget.messages")} == {host.base}
+            else:
+                time.sleep(0.5)
+                assert page.evaluate("() => window.__tvwidget.messages") == []
