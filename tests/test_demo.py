@@ -1,6 +1,6 @@
 """The demo (`make run`) over real HTTP: host page, cross-site widget, sandbox, outbox, close guard (issue 2).
 
-The server is built the way ``tvwidget.demo_host.main()`` builds it: the
+The server (the ``demo`` fixture in conftest) is built the way ``tvwidget.demo_host.main()`` builds it: the
 tvwidget app in demo mode with the TeamViewer sandbox mounted at ``/sandbox``
 of the same server, which the widget reaches over HTTP.
 """
@@ -9,17 +9,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-import flask_migrate
-import pytest
 import requests
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
-
-from tvwidget import create_app
-from tvwidget.extensions import db
-from tvwidget.sandbox import create_sandbox_app
-
-from .conftest import free_port
-from .live import serve
 
 TICKET = "DEMO-1001"
 HX_HEADERS_RE = re.compile(r"hx-headers='([^']*)'")
@@ -27,36 +17,10 @@ HX_VALS_RE = re.compile(r"""data-tvwidget-action="play"[^>]*hx-vals='([^']*)'"""
 STATE_RE = re.compile(r'data-tvwidget-state="([a-z]+)"')
 CODE_RE = re.compile(r'data-tvwidget-field="session-code">([^<]+)<')
 CUSTOMER_LINK_RE = re.compile(r'data-tvwidget-field="customer-link" href="([^"]+)"')
-IFRAME_RE = re.compile(r'<iframe[^>]*\ssrc="([^"]+)"')
+EMBED_SCRIPT_RE = re.compile(r'<script src="([^"]+/embed/embed\.js\?v=[0-9a-f]+)" async>')
+EMBED_TOKEN_RE = re.compile(r'data-tvwidget-embed data-tvwidget-token="([^"]+)"')
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLOSE_RESULT_RE = re.compile(r'data-demo-close-status="(\d+)">([^<]*)<')
-
-
-@pytest.fixture
-def demo(tmp_path, monkeypatch):
-    """Serve the demo on a free port and yield ``(host_base, widget_base)``: two names, two sites."""
-    for name in ("TVWIDGET_SQLALCHEMY_DATABASE_URI", "TVWIDGET_TEAMVIEWER_API_URL", "TVWIDGET_FRAME_ANCESTORS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TVWIDGET_ENV", "demo")
-    port = free_port()
-    app = create_app({
-        "ENV": "demo",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
-        "TEAMVIEWER_API_URL": f"http://127.0.0.1:{port}/sandbox/api/v1",
-    })
-    with app.app_context():
-        flask_migrate.upgrade()
-    result = app.test_cli_runner().invoke(args=["tvwidget", "demo-setup"])
-    assert result.exit_code == 0, result.output
-    assert "Demo ready" in result.output
-    try:
-        with serve(DispatcherMiddleware(app, {"/sandbox": create_sandbox_app()}), port=port):
-            # The host page on one name, the widget on the other (views/demo.py swaps them).
-            yield f"http://localhost:{port}", f"http://127.0.0.1:{port}"
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def _widget_call(http, url, fragment, data):
@@ -86,16 +50,22 @@ def test_demo_plays_mails_guards_and_stops_over_http(demo):
         assert "Outlook crashes on start" in start.text
         assert "frame-src " + widget_base in start.headers["Content-Security-Policy"]
 
-        # The widget is framed from the other site, with a freshly signed launch token.
-        src = html.unescape(IFRAME_RE.search(start.text).group(1))
-        assert src.startswith(widget_base + "/embed/widget?token="), src
-        widget = frame.get(src, timeout=10)
+        # The page embeds the widget with tvwidget's script from the other site and a freshly signed
+        # launch token, which the script POSTs into the frame as the page's origin (embed.js).
+        script = html.unescape(EMBED_SCRIPT_RE.search(start.text).group(1))
+        assert script.startswith(widget_base + "/embed/embed.js?v="), script
+        assert f"script-src 'self' {widget_base}" in start.headers["Content-Security-Policy"]
+        assert frame.get(script, timeout=10).status_code == 200
+        token = html.unescape(EMBED_TOKEN_RE.search(start.text).group(1))
+        widget = frame.post(widget_base + "/embed/widget", data={"token": token, "host_origin": host_base},
+                            headers={"Origin": host_base}, timeout=10)
         assert widget.status_code == 200
         csp = widget.headers["Content-Security-Policy"]
         assert "frame-ancestors" in csp and "http://localhost:*" in csp
         assert "X-Frame-Options" not in widget.headers
         assert STATE_RE.search(widget.text).group(1) == "idle", widget.text  # the sandbox is connected
         assert 'data-tvwidget-action="play"' in widget.text
+        assert f'data-tvwidget-host-origin="{host_base}"' in widget.text  # the demo's FRAME_ANCESTORS allow it
 
         # Play, as htmx sends it from the iframe (no cookies needed).
         key = json.loads(html.unescape(HX_VALS_RE.search(widget.text).group(1)))["idempotency_key"]
