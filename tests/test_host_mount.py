@@ -6,7 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, render_template, session
+from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from tvwidget import init_app
@@ -14,7 +14,7 @@ from tvwidget.config import ConfigError
 from tvwidget.extensions import db
 from tvwidget.models import IntegrationSettings
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, make_token
+from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk, make_token
 
 TVWIDGET_SECRET = "tvwidget-own-secret-key-0123456789abcdef-0123"
 TVWIDGET_COMPANY = "Remote Desk Partners"
@@ -42,31 +42,6 @@ def tvwidget_env(monkeypatch, sandbox_url, smtp):
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values
-
-
-def helpdesk(root, **config) -> Flask:
-    """A helpdesk app with its own login, its own Babel-free template and no Flask extensions."""
-    (root / "templates").mkdir()
-    (root / "templates" / "ticket.html").write_text(
-        "<h1>{{ config.COMPANY_NAME }}</h1><p>Ticket {{ ticket_id }}</p>"
-        "{% if _ is defined or gettext is defined or csrf_token is defined %}tvwidget leaked{% endif %}")
-    host = Flask("helpdesk", root_path=str(root))
-    host.config.from_mapping(config)
-
-    @host.post("/login")
-    def login():
-        session["user"] = "u1"
-        return "signed in"
-
-    @host.get("/me")
-    def me():
-        return session.get("user", "nobody")
-
-    @host.get("/tickets/<ticket_id>")
-    def ticket(ticket_id):
-        return render_template("ticket.html", ticket_id=ticket_id)
-
-    return host
 
 
 def snapshot(host: Flask) -> dict:
@@ -123,6 +98,23 @@ def use_admin_area(client, language: str, title: str, saved: str, group: str) ->
     saved_response = client.post("/embed/admin/settings", data={"csrf_token": token, "group_name": group})
     assert saved_response.status_code == 303, saved_response.text
     assert saved in client.get(saved_response.headers["Location"]).text
+    # htmx sends the same token in a header.
+    reset = "/embed/admin/email-template/reset"
+    assert client.post(reset, query_string={"lang": language}, headers={"X-CSRFToken": "forged"}).status_code == 400
+    assert client.post(reset, query_string={"lang": language}, headers={"X-CSRFToken": token}).status_code == 303
+
+
+def works_inside(host: Flask, client, smtp) -> None:
+    """tvwidget in ``host``, in English and Japanese: play and stop in the widget, then the admin area."""
+    with host.app_context():
+        db.create_all()
+    connect(host)
+    play_and_stop(client, smtp, "en", "Ready", "Session open")
+    play_and_stop(client, smtp, "ja", "準備完了", "セッション中")
+    use_admin_area(client, "en", "TeamViewer connection", "Saved.", "Tier 2")
+    use_admin_area(client, "ja", "TeamViewerの接続", "保存しました。", "二次サポート")
+    with host.app_context():
+        assert db.session.get(IntegrationSettings, 1).group_name == "二次サポート"
 
 
 def test_init_app_leaves_the_hosts_config_session_jinja_and_hooks_alone_and_works_inside_it(
@@ -159,15 +151,7 @@ def test_init_app_leaves_the_hosts_config_session_jinja_and_hooks_alone_and_work
     assert ticket_page.status_code == 200
     assert ticket_page.text == f"<h1>{HOST_COMPANY}</h1><p>Ticket T-1</p>"
 
-    with host.app_context():
-        db.create_all()
-    connect(host)
-    play_and_stop(client, smtp, "en", "Ready", "Session open")
-    play_and_stop(client, smtp, "ja", "準備完了", "セッション中")
-    use_admin_area(client, "en", "TeamViewer connection", "Saved.", "Tier 2")
-    use_admin_area(client, "ja", "TeamViewerの接続", "保存しました。", "二次サポート")
-    with host.app_context():
-        assert db.session.get(IntegrationSettings, 1).group_name == "二次サポート"
+    works_inside(host, client, smtp)
     # tvwidget's tables went to tvwidget's database, not to the host's SQLALCHEMY_DATABASE_URI.
     assert not host_database.exists()
     # The helpdesk login survived all of it, in a cookie tvwidget never wrote.
@@ -194,15 +178,9 @@ def test_a_host_configured_only_after_mounting_keeps_its_values_and_tvwidget_its
     client = host.test_client()
     client.post("/login")
     assert client.get("/me").text == "u1"
-    with host.app_context():
-        db.create_all()
-    connect(host)
     # Launch tokens still verify with TVWIDGET_EMBED_SECRET (not the host's EMBED_SECRET), the credential
     # with TVWIDGET_SECRET_KEY; TeamViewer, mail and the company name are tvwidget's settings.
-    play_and_stop(client, smtp, "en", "Ready", "Session open")
-    play_and_stop(client, smtp, "ja", "準備完了", "セッション中")
-    use_admin_area(client, "ja", "TeamViewerの接続", "保存しました。", "BOSS")
-    use_admin_area(client, "en", "TeamViewer connection", "Saved.", "BOSS")
+    works_inside(host, client, smtp)
     assert client.get("/me").text == "u1"
     assert not (tmp_path / "helpdesk.db").exists()
     with host.app_context():

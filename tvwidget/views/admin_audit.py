@@ -180,7 +180,7 @@ def _filters(form: AuditFilterForm) -> dict:
 
 def _invalid(form: AuditFilterForm, zone: str):
     return render_page("tvwidget/admin/audit.html", form=form, zone=zone, rows=[], total=0, page=1, pages=1,
-                           prev_url=None, next_url=None, csv_url=None), 422
+                       prev_url=None, next_url=None, csv_url=None), 422
 
 
 @bp.get("/audit")

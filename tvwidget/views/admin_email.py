@@ -114,7 +114,7 @@ def email_template_preview():
         return _page(form, language, status)
     preview = _preview(form, language)
     return (render_page("tvwidget/admin/_email_preview.html", preview=preview, language=language,
-                            languages=LANGUAGE_NAMES),
+                        languages=LANGUAGE_NAMES),
             status, {"Vary": "HX-Request"})
 
 
