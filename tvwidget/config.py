@@ -103,7 +103,7 @@ def lent(config, values: dict):
     finally:
         for key in [key for key in config if key not in before]:
             del config[key]
-        config.update((key, value) for key, value in before.items() if config[key] is not value)
+        config.update((key, value) for key, value in before.items() if config.get(key, _MISSING) is not value)
 
 
 class ConfigError(RuntimeError):

@@ -1,10 +1,10 @@
 """The admin area (F1, F11, F12): connect TeamViewer, revoke and hand over, choose the group.
 
 Opened from the host with an ``admin`` launch token in a top-level window,
-so an ordinary first-party session cookie and Flask-WTF's CSRF apply here.
-Every route but the launch needs that entry (``admin_entry``: the session in
-the standalone app, tvwidget's own signed cookie in a host app), held by an
-admin; it ends after an hour without a request (``ADMIN_IDLE_SECONDS``).
+so a first-party cookie and a CSRF token apply here.  Every route but the
+launch needs the admin entry (``admin_entry``: the session in the standalone
+app, tvwidget's own signed cookie in a host app), held by an admin; it ends
+after an hour without a request (``admin_entry.IDLE_SECONDS``).
 """
 import logging
 import time
@@ -31,8 +31,6 @@ bp.before_request(limit_request_size)
 bp.after_request(log_refused_launch)
 bp.after_request(admin_entry.write)
 
-SESSION_KEY = admin_entry.KEY
-ADMIN_IDLE_SECONDS = admin_entry.IDLE_SECONDS
 SESSION_ENDED = _l("Your admin session has ended. Open the tvwidget admin area again from your helpdesk.")
 
 
@@ -100,7 +98,7 @@ def _require_admin():
         idle = now - int(entry["seen"])
     except (KeyError, TypeError, ValueError):
         _refuse(401, SESSION_ENDED)
-    if idle > ADMIN_IDLE_SECONDS:  # (a clock a second behind another machine's gives a negative idle: fine)
+    if idle > admin_entry.IDLE_SECONDS:  # (a clock a second behind another machine's gives a negative idle: fine)
         admin_entry.clear()
         _refuse(401, SESSION_ENDED)
     if not agent.is_admin:
