@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from flask import Flask, render_template, session
 
 from tvwidget import create_app
 from tvwidget.extensions import db
@@ -189,6 +190,31 @@ def connect(app, token: str = SANDBOX_TOKEN, group: str = "BOSS") -> None:
 def connected_app(app):
     connect(app)
     return app
+
+
+def helpdesk(root, **config) -> Flask:
+    """A helpdesk app with its own login, its own Babel-free template and no Flask extensions."""
+    (root / "templates").mkdir()
+    (root / "templates" / "ticket.html").write_text(
+        "<h1>{{ config.COMPANY_NAME }}</h1><p>Ticket {{ ticket_id }}</p>"
+        "{% if _ is defined or gettext is defined or csrf_token is defined %}tvwidget leaked{% endif %}")
+    host = Flask("helpdesk", root_path=str(root))
+    host.config.from_mapping(config)
+
+    @host.post("/login")
+    def login():
+        session["user"] = "u1"
+        return "signed in"
+
+    @host.get("/me")
+    def me():
+        return session.get("user", "nobody")
+
+    @host.get("/tickets/<ticket_id>")
+    def ticket(ticket_id):
+        return render_template("ticket.html", ticket_id=ticket_id)
+
+    return host
 
 
 def ticket_claim(ticket_id="T-1", **fields):

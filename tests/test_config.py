@@ -96,24 +96,14 @@ def test_init_app_mounts_tvwidget_in_a_host_app(tmp_path):
 
 
 def test_init_app_leaves_the_hosts_session_and_request_limits_alone(tmp_path):
-    from flask import Flask, request, session
+    from flask import request
 
     from tvwidget import init_app
     from tvwidget.extensions import db
 
-    from .conftest import EMBED_SECRET, HOST_API_KEY, make_token
+    from .conftest import EMBED_SECRET, HOST_API_KEY, helpdesk, make_token
 
-    host = Flask("host")
-    host.secret_key = "the-host-s-own-secret-key-0123456789abcdef"
-
-    @host.post("/login")
-    def login():
-        session["user"] = "u1"
-        return "signed in"
-
-    @host.get("/me")
-    def me():
-        return session.get("user", "nobody")
+    host = helpdesk(tmp_path, SECRET_KEY="the-host-s-own-secret-key-0123456789abcdef")
 
     @host.post("/attachments")
     def upload():

@@ -28,57 +28,75 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def init_app(app: Flask, config: dict | None = None) -> None:
-    """Register tvwidget's configuration, extensions, blueprints and commands on a host's ``app``.
+    """Register tvwidget's settings, extensions, blueprints and commands on a host's ``app``.
 
-    The host's app-wide settings (session cookie, request size limits) stay the host's.
+    tvwidget's settings (``TVWIDGET_*`` variables, ``TVWIDGET_*`` keys of the host's
+    config, then ``config``) live on ``app.extensions["tvwidget"]``: the host's config,
+    secret key, session, Jinja environment and app-wide hooks stay the host's.
     """
+    _refuse_shared_extensions(app)
     _init(app, config, standalone=False)
 
 
-def _init(app: Flask, config: dict | None, standalone: bool) -> None:
-    app.extensions["tvwidget_standalone"] = standalone
-    defaults = config_module.defaults(app.instance_path)
-    if standalone:
-        defaults |= config_module.standalone_defaults()
-    for key, value in defaults.items():
-        # Fill what neither the host nor Flask's own defaults decided.
-        if app.config.get(key, value) == app.default_config.get(key, value):
-            app.config[key] = value
-    config_module.load(app.config, config, standalone=standalone)
-    from .security import log_refused_launch
+# Extensions that keep one instance per app: tvwidget's would replace the host's (or fail).
+SHARED_EXTENSIONS = {"sqlalchemy": "Flask-SQLAlchemy", "migrate": "Flask-Migrate", "babel": "Flask-Babel"}
 
-    app.after_request(log_refused_launch)
+
+def _refuse_shared_extensions(app: Flask) -> None:
+    taken = [name for key, name in SHARED_EXTENSIONS.items() if key in app.extensions]
+    if taken:
+        raise config_module.ConfigError(
+            f"tvwidget cannot be mounted with init_app: this app already has its own {' and '.join(taken)}, "
+            "and Flask allows one per app. Run tvwidget as its own service (iframe), or mount "
+            "tvwidget.create_app() with werkzeug's DispatcherMiddleware.")
+
+
+def _init(app: Flask, config: dict | None, standalone: bool) -> None:
+    settings = (config_module.standalone_settings if standalone else config_module.host_settings)(app, config)
+    app.extensions["tvwidget"] = config_module.State(settings, standalone)
+    app.extensions["tvwidget_standalone"] = standalone
     _register_extensions(app)
     _register_blueprints(app)
     _register_commands(app)
 
 
 def _register_extensions(app: Flask) -> None:
-    from flask_wtf.csrf import generate_csrf
-
-    from . import database, i18n
+    from . import admin_entry, database, i18n
     from .extensions import db, mail, migrate
 
-    database.configure(app)
-    db.init_app(app)
+    state = app.extensions["tvwidget"]
+    database.configure(state.settings, app.instance_path)
+    if state.standalone:
+        db.init_app(app)
+        state.mail = mail.init_app(app)
+        state.jinja_env = app.jinja_env
+    else:
+        # Flask-SQLAlchemy reads its settings from app.config, once: it gets tvwidget's, the host keeps its own.
+        with config_module.lent(app.config, database.flask_sqlalchemy_settings(state.settings)):
+            db.init_app(app)
+        state.mail = mail.init_mail(state.settings, app.debug, app.testing)
+        # Flask-Mail's Message looks there while it builds a message; tvwidget sends with its own state.
+        app.extensions.setdefault("mail", state.mail)
+        state.jinja_env = i18n.host_environment(app)
     database.attach(app)
     migrate.init_app(app, db, directory=asset_dir("migrations"))
-    mail.init_app(app)
-    # Flask-WTF's token for tvwidget's own forms; each view that needs it checks it
-    # (security.check_csrf_token): CSRFProtect would guard a host's own routes too.
-    app.add_template_global(generate_csrf, "csrf_token")
-    i18n.init_app(app)
+    i18n.init_app(app, state)
+    # The token for tvwidget's own forms (Flask-WTF's in the standalone app, the admin entry's in a host app);
+    # each view that needs it checks it (security.check_csrf_token): CSRFProtect would guard a host's routes too.
+    state.jinja_env.globals["csrf_token"] = admin_entry.csrf_token
 
 
 def _register_blueprints(app: Flask) -> None:
     from .views import admin, api, health, widget
 
+    state = app.extensions["tvwidget"]
     app.register_blueprint(widget.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     # A host app has its own /healthz: mounted there, tvwidget's is /embed/healthz.
-    app.register_blueprint(health.bp, url_prefix=None if app.extensions["tvwidget_standalone"] else "/embed")
-    if app.config["ENV"] == "demo":
+    app.register_blueprint(health.bp, url_prefix=None if state.standalone else "/embed")
+    # The demo (its own pages, sandbox and host) is the standalone app's only.
+    if state.standalone and state.settings["ENV"] == "demo":
         from .views import demo
 
         app.register_blueprint(demo.bp)

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from babel.dates import format_datetime as babel_format_datetime
-from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, database, integration, mail, outbox, webhook
+from .config import setting
 from .extensions import db
 from .host import Agent
 from .models import CREATING_STALE_AFTER, CaseState, CaseTracking, Comment, ServiceCase, Ticket, utcnow
@@ -131,8 +131,7 @@ def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz
 
 
 def _add_comment(case: ServiceCase, kind: str, actor: Agent | None, replaced: bool = False) -> Comment:
-    config = current_app.config
-    locale = (actor.locale if actor else None) or config["DEFAULT_LOCALE"]
+    locale = (actor.locale if actor else None) or setting("DEFAULT_LOCALE")
     tz = (actor.tz if actor else None) or "UTC"
     comment = Comment(
         ticket_id=case.ticket_id, case_id=case.id, kind=kind,
@@ -182,8 +181,7 @@ def _client_or_raise(lock: str | None = None):
 
 def _wait_for_other(ticket_id: str) -> ServiceCase | None:
     """Wait while another request finishes creating the ticket's case; return what it became."""
-    config = current_app.config
-    deadline = time.monotonic() + config["TEAMVIEWER_CONNECT_TIMEOUT"] + config["TEAMVIEWER_READ_TIMEOUT"] + 2
+    deadline = time.monotonic() + setting("TEAMVIEWER_CONNECT_TIMEOUT") + setting("TEAMVIEWER_READ_TIMEOUT") + 2
     while True:
         db.session.rollback()
         with database.reading():

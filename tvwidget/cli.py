@@ -1,10 +1,10 @@
 """``flask --app wsgi tvwidget ...`` commands."""
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
 
 from . import audit, cases, integration, secrets
+from .config import setting
 from .extensions import db
 from .host import parse_ticket, save_ticket
 from .models import IntegrationSettings, utcnow
@@ -57,7 +57,7 @@ def rotate_keys():
 @cli.command("demo-setup")
 def demo_setup():
     """Connect the TeamViewer sandbox and store the demo tickets (demo mode only)."""
-    if current_app.config["ENV"] != "demo":
+    if setting("ENV") != "demo":
         raise click.ClickException("demo-setup runs only with TVWIDGET_ENV=demo.")
     from .demo_host import DEMO_TICKETS
 

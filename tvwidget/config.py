@@ -1,11 +1,14 @@
 """Configuration: defaults, ``TVWIDGET_*`` environment variables and start-up checks."""
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import os
 import re
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
+from flask import Config, current_app
 
 ENVIRONMENTS = ("production", "development", "demo")
 REAL_TEAMVIEWER_API = "https://webapi.teamviewer.com/api/v1"
@@ -23,19 +26,84 @@ HOST_COOKIE_NAME = "__Host-tvwidget_admin"
 MAX_REQUEST_BYTES = 64 * 1024  # tvwidget's forms, tokens and JSON bodies are far smaller
 
 
+PREFIX = "TVWIDGET_"
 _MISSING = object()
 
 
 def setting(name: str, default=_MISSING):
     """Return tvwidget's setting ``name`` (e.g. ``"EMBED_SECRET"``) for the current app.
 
-    The one place tvwidget's own code reads its settings, whichever app it is mounted in.
+    The one place tvwidget's own code reads its settings, whichever app it is mounted in:
+    the standalone app's config, or tvwidget's own settings on ``app.extensions["tvwidget"]``
+    in a host app (whose config keeps only the host's keys and ``TVWIDGET_*`` ones).
     """
-    from flask import current_app
-
+    settings = current_app.extensions["tvwidget"].settings
     if default is _MISSING:
-        return current_app.config[name]
-    return current_app.config.get(name, default)
+        return settings[name]
+    return settings.get(name, default)
+
+
+def standalone() -> bool:
+    """Return whether the current app is tvwidget's own (``create_app``) rather than a host's."""
+    return current_app.extensions["tvwidget"].standalone
+
+
+@dataclasses.dataclass
+class State:
+    """What tvwidget keeps on ``app.extensions["tvwidget"]``.
+
+    ``settings`` is the standalone app's own config, or in a host app a separate
+    ``flask.Config``; ``mail`` is the Flask-Mail state tvwidget sends with;
+    ``jinja_env`` the Jinja environment tvwidget renders its templates in.
+    """
+
+    settings: Config
+    standalone: bool
+    mail: object = None
+    jinja_env: object = None
+
+
+def standalone_settings(app, overrides: dict | None) -> Config:
+    """Fill and check the standalone app's config, which is tvwidget's settings object there."""
+    filled = defaults(app.instance_path) | standalone_defaults()
+    for key, value in filled.items():
+        # Fill what neither the caller nor Flask's own defaults decided.
+        if app.config.get(key, value) == app.default_config.get(key, value):
+            app.config[key] = value
+    load(app.config, overrides, standalone=True)
+    return app.config
+
+
+def host_settings(app, overrides: dict | None) -> Config:
+    """Return tvwidget's own settings for a host ``app``, leaving the host's config as it is.
+
+    Lowest to highest: tvwidget's defaults, ``TVWIDGET_*`` environment variables,
+    ``TVWIDGET_*`` keys in the host's config, and the mapping passed to ``init_app``
+    (unprefixed keys, as before).
+    """
+    settings = Config(app.root_path, defaults(app.instance_path))
+    prefixed = {key.removeprefix(PREFIX): value for key, value in app.config.items() if key.startswith(PREFIX)}
+    load(settings, prefixed | (overrides or {}), standalone=False)
+    return settings
+
+
+@contextlib.contextmanager
+def lent(config, values: dict):
+    """Show ``values`` in a host's ``config`` while an extension's ``init_app`` reads them, then restore it.
+
+    For Flask-SQLAlchemy and Flask-Babel, which read their settings from
+    ``app.config`` once, in ``init_app`` (Flask-SQLAlchemy: "changes to application
+    config after this call will not be reflected").  Afterwards the host's config
+    holds exactly what it held before, including keys the extension set by default.
+    """
+    before = dict(config)
+    config.update(values)
+    try:
+        yield
+    finally:
+        for key in [key for key in config if key not in before]:
+            del config[key]
+        config.update((key, value) for key, value in before.items() if config.get(key, _MISSING) is not value)
 
 
 class ConfigError(RuntimeError):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import force_locale, gettext
 
 from . import cases, integration
+from .config import setting
 from .extensions import db
 from .models import CaseState, CaseTracking, Comment, Connection, ServiceCase, utcnow
 from .teamviewer import TeamViewerError
@@ -121,7 +121,7 @@ def _store(case_id: int, records) -> bool:
 
 def _add_comment(case: ServiceCase, records) -> None:
     """Comment the connected time beside the play/stop times already on the ticket."""
-    locale = current_app.config["DEFAULT_LOCALE"]
+    locale = setting("DEFAULT_LOCALE")
     total = sum(max(0, int((r.end - r.start).total_seconds())) for r in records)
     with force_locale(locale):
         lines = [gettext("TeamViewer connections in service case %(code)s: %(count)d, connected %(duration)s.",

@@ -42,13 +42,28 @@ def upsert(model, values: dict, keys: tuple[str, ...], update: dict | None = Non
     db.session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=update))
 
 
-def configure(app: Flask) -> None:
-    """Prepare the engine options before Flask-SQLAlchemy creates the engine."""
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+def configure(settings, instance_path: str) -> None:
+    """Prepare tvwidget's engine options before Flask-SQLAlchemy creates the engine."""
+    uri = settings["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite"):
-        os.makedirs(app.instance_path, exist_ok=True)
-        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        os.makedirs(instance_path, exist_ok=True)
+        options = settings["SQLALCHEMY_ENGINE_OPTIONS"]
         options.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+
+# Every key Flask-SQLAlchemy reads, at its own default unless tvwidget's settings name it.
+FLASK_SQLALCHEMY_DEFAULTS = {"SQLALCHEMY_ENGINE_OPTIONS": {}, "SQLALCHEMY_ECHO": False, "SQLALCHEMY_BINDS": {},
+                             "SQLALCHEMY_RECORD_QUERIES": False, "SQLALCHEMY_TRACK_MODIFICATIONS": False}
+
+
+def flask_sqlalchemy_settings(settings) -> dict:
+    """Return what Flask-SQLAlchemy must read to make tvwidget's engine in a host app.
+
+    From tvwidget's settings only (``TVWIDGET_SQLALCHEMY_DATABASE_URI`` and the like):
+    a host's own ``SQLALCHEMY_*`` keys never choose tvwidget's database.
+    """
+    return FLASK_SQLALCHEMY_DEFAULTS | {key: value for key, value in settings.items()
+                                       if key.startswith("SQLALCHEMY_")}
 
 
 def attach(app: Flask) -> None:

@@ -8,7 +8,8 @@ import time
 import uuid
 
 import jwt
-from flask import current_app
+
+from .config import setting
 
 DEMO_TICKETS = {
     "DEMO-1001": {
@@ -47,7 +48,7 @@ def launch_token(role: str, locale: str, ticket_id: str | None = None) -> str:
     if ticket_id is not None:
         ticket = DEMO_TICKETS[ticket_id]
         claims["ticket"] = {k: v for k, v in ticket.items() if k != "description"}
-    return jwt.encode(claims, current_app.config["EMBED_SECRET"], algorithm="HS256")
+    return jwt.encode(claims, setting("EMBED_SECRET"), algorithm="HS256")
 
 
 def main() -> None:

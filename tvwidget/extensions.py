@@ -17,4 +17,6 @@ NAMING_CONVENTION = {
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 babel = Babel()
+# For host apps: the host's Jinja environment gets none of Flask-Babel's filters or gettext (tvwidget's own does).
+babel_for_hosts = Babel(configure_jinja=False)
 mail = Mail()

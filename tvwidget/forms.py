@@ -1,4 +1,4 @@
-"""Admin forms (Flask-WTF: CSRF included)."""
+"""Admin forms (Flask-WTF: CSRF included, as tvwidget's settings say)."""
 import re
 
 from flask_babel import lazy_gettext as _l
@@ -8,6 +8,8 @@ from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from . import mail, placeholders
+from .admin_entry import EntryCSRF
+from .config import setting, standalone
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # A body may hold line breaks and tabs, nothing else below the space.
@@ -19,7 +21,31 @@ def _no_control_characters(form, field):
         raise ValidationError(_l("Use letters, digits, spaces and punctuation only."))
 
 
-class SettingsForm(FlaskForm):
+class AdminForm(FlaskForm):
+    """A form of the admin area: CSRF from tvwidget's settings, and in a host app against the admin entry's token.
+
+    Flask-WTF's own CSRF reads the app's config and keeps its token in the app's
+    session, which in a host app are the host's.
+    """
+
+    class Meta:
+        @property
+        def csrf(self):
+            return setting("WTF_CSRF_ENABLED")
+
+        @property
+        def csrf_field_name(self):
+            return setting("WTF_CSRF_FIELD_NAME")
+
+        @property
+        def csrf_time_limit(self):
+            return setting("WTF_CSRF_TIME_LIMIT")
+
+        def build_csrf(self, form):
+            return super().build_csrf(form) if standalone() else EntryCSRF()
+
+
+class SettingsForm(AdminForm):
     """Connect TeamViewer (F1) and choose the group cases go into (F12)."""
 
     # PasswordField never renders the stored value back (RELIABILITY V9).
@@ -72,7 +98,7 @@ def _unix_newlines(value):
     return value.replace("\r\n", "\n").replace("\r", "\n") if value else value
 
 
-class EmailTemplateForm(FlaskForm):
+class EmailTemplateForm(AdminForm):
     """The invitation's subject and body for one language (F9)."""
 
     subject = StringField(

@@ -18,6 +18,7 @@ from itsdangerous.encoding import base64_encode
 from itsdangerous.serializer import Serializer
 from jwt.utils import base64url_decode, base64url_encode
 
+from .config import setting
 from .database import insert_for, upsert
 from .deferred import after_response
 from .extensions import db
@@ -182,11 +183,11 @@ def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
         raise LaunchError(_l("No launch token was given. Open the widget from the helpdesk's ticket page."))
     if len(raw) > MAX_TOKEN_BYTES:
         raise LaunchError(_l("The launch token is too large."))
-    config = current_app.config
+    leeway = setting("LAUNCH_TOKEN_LEEWAY")
     try:
         claims = _LAUNCH_TOKENS.decode(
-            raw, config["EMBED_SECRET"], algorithms=["HS256"], audience=AUDIENCE,
-            leeway=config["LAUNCH_TOKEN_LEEWAY"],
+            raw, setting("EMBED_SECRET"), algorithms=["HS256"], audience=AUDIENCE,
+            leeway=leeway,
             options={"require": ["exp", "iat", "aud", "sub"]},
         )
     except jwt.ExpiredSignatureError:
@@ -201,7 +202,7 @@ def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
     now = int(utcnow().timestamp())
     if not all(isinstance(claims.get(k), int) for k in ("exp", "iat")) \
             or claims["exp"] - claims["iat"] > MAX_LIFETIME \
-            or claims["iat"] > now + config["LAUNCH_TOKEN_LEEWAY"]:
+            or claims["iat"] > now + leeway:
         raise LaunchError(_l("The launch token's lifetime is not acceptable (at most one hour)."))
     role = claims.get("role")
     if role not in ("agent", "admin") or not isinstance(claims["sub"], str) or not claims["sub"]:
@@ -291,7 +292,7 @@ class _CredentialSerializer(URLSafeTimedSerializer):
 
 def _serializer() -> URLSafeTimedSerializer:
     """Return the app's credential serializer (one per secret key, kept on the app)."""
-    secret = current_app.config["SECRET_KEY"]
+    secret = setting("SECRET_KEY")
     cached = current_app.extensions.get("tvwidget_credential")
     if cached is None or cached[0] != secret:
         serializer = _CredentialSerializer(secret, salt="tvwidget.widget-credential", signer=_CredentialSigner)
@@ -322,7 +323,7 @@ def read_credential(raw: str | None) -> Credential:
     if not raw:
         raise LaunchError(_l("This request did not come from the widget. Reload the ticket page."), 403)
     try:
-        data, issued = _serializer().loads(raw, max_age=current_app.config["WIDGET_CREDENTIAL_MAX_AGE"],
+        data, issued = _serializer().loads(raw, max_age=setting("WIDGET_CREDENTIAL_MAX_AGE"),
                                            return_timestamp=True)
     except SignatureExpired:
         raise LaunchError(_l("The widget has been open too long without use. Reload the ticket page.")) from None
@@ -333,5 +334,5 @@ def read_credential(raw: str | None) -> Credential:
 
 def host_key_matches(presented: str | None) -> bool:
     """Return whether the host API's bearer key is right, in constant time."""
-    expected = current_app.config["HOST_API_KEY"]
+    expected = setting("HOST_API_KEY")
     return bool(presented) and hmac.compare_digest(presented.encode(), expected.encode())

@@ -9,13 +9,16 @@ from types import SimpleNamespace
 from babel import Locale
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask.signals import before_render_template, template_rendered
-from flask_babel import force_locale, format_datetime, get_locale, get_timezone, get_translations
+from flask_babel import (force_locale, format_currency, format_date, format_datetime, format_decimal, format_number,
+                         format_percent, format_scientific, format_time, format_timedelta, get_locale, get_timezone,
+                         get_translations)
 from flask_babel.speaklater import LazyString
-from jinja2 import nodes
+from jinja2 import Environment, FileSystemLoader, nodes
 from jinja2.compiler import CodeGenerator
 
-from .extensions import babel
-from .paths import PACKAGE_DIR
+from .config import lent, setting
+from .extensions import babel, babel_for_hosts
+from .paths import PACKAGE_DIR, asset_dir
 
 LANGUAGES = ("en", "ja")
 # Parsed once: Flask-Babel parses a selector's string on every request, a Locale it takes as it is.
@@ -30,7 +33,7 @@ def _locale() -> Locale | str:
         best = request.accept_languages.best_match(LANGUAGES)
         if best:
             return _PARSED[best]
-    return current_app.config["DEFAULT_LOCALE"]
+    return setting("DEFAULT_LOCALE")
 
 
 def _timezone() -> str:
@@ -41,7 +44,7 @@ def _timezone() -> str:
 def language() -> str:
     """Return the language of the current request."""
     locale = get_locale()
-    return _NAMES.get(locale) or str(locale or current_app.config["DEFAULT_LOCALE"])
+    return _NAMES.get(locale) or str(locale or setting("DEFAULT_LOCALE"))
 
 
 _NAMES = {locale: str(locale) for locale in _PARSED.values()}  # str(Locale) is rebuilt on every call
@@ -75,19 +78,50 @@ def gettext(string: str, **variables) -> str:
     return translated % variables if variables else translated
 
 
-def init_app(app: Flask) -> None:
-    babel.init_app(app, locale_selector=_locale, timezone_selector=_timezone,
-                   default_translation_directories=str(PACKAGE_DIR / "translations"))
-    app.jinja_env.install_gettext_callables(
+# What Flask-Babel puts on the app's Jinja environment; a host app's stays the host's (tvwidget's own gets them).
+BABEL_FILTERS = {
+    "datetimeformat": format_datetime, "dateformat": format_date, "timeformat": format_time,
+    "timedeltaformat": format_timedelta, "numberformat": format_number, "decimalformat": format_decimal,
+    "currencyformat": format_currency, "percentformat": format_percent, "scientificformat": format_scientific,
+}
+
+
+def host_environment(app: Flask) -> Environment:
+    """Return tvwidget's own Jinja environment for a host ``app``: Flask's usual globals, tvwidget's templates.
+
+    tvwidget's translations, filters and globals go on it, so the host's
+    ``app.jinja_env`` (its gettext, globals and template folders) stays the host's.
+    """
+    environment = app.create_jinja_environment()
+    environment.loader = FileSystemLoader(asset_dir("templates"))
+    return environment
+
+
+def init_app(app: Flask, state) -> None:
+    """Bind Flask-Babel to ``app`` and put tvwidget's gettext, filters and globals on ``state.jinja_env``."""
+    directories = str(PACKAGE_DIR / "translations")
+    options = {"locale_selector": _locale, "timezone_selector": _timezone,
+               "default_translation_directories": directories}
+    environment = state.jinja_env
+    if state.standalone:
+        babel.init_app(app, **options)
+    else:
+        # Flask-Babel reads these once; the host's config keeps none of them.
+        with lent(app.config, {"BABEL_TRANSLATION_DIRECTORIES": directories, "BABEL_DEFAULT_LOCALE": "en",
+                               "BABEL_DEFAULT_TIMEZONE": "UTC", "BABEL_DOMAIN": "messages"}):
+            babel_for_hosts.init_app(app, **options)
+        environment.add_extension("jinja2.ext.i18n")
+        environment.filters.update(BABEL_FILTERS)
+    environment.install_gettext_callables(
         gettext=lambda s: _translations().ugettext(s),
         ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
         newstyle=True,
     )
-    app.add_template_filter(iso_utc, "isoutc")
-    app.add_template_global(language, "tvwidget_language")
-    app.add_template_global(_timezone, "tvwidget_timezone")
+    environment.filters["isoutc"] = iso_utc
+    environment.globals["tvwidget_language"] = language
+    environment.globals["tvwidget_timezone"] = _timezone
 
 
 class _TranslatingCodeGenerator(CodeGenerator):
@@ -134,11 +168,11 @@ def _environment(app: Flask, language: str):
     environments = app.extensions.setdefault("tvwidget_jinja", {})
     environment = environments.get(language)
     if environment is None:
+        base = app.extensions["tvwidget"].jinja_env
         # A fresh cache: templates compiled by the shared environment must not leak in.
-        environment = app.jinja_env.overlay(cache_size=app.jinja_env.cache.capacity
-                                            if app.jinja_env.cache is not None else 400)
+        environment = base.overlay(cache_size=base.cache.capacity if base.cache is not None else 400)
         environment.code_generator_class = _TranslatingCodeGenerator
-        environment.filters = {**app.jinja_env.filters, "datetimeformat": _datetimeformat}
+        environment.filters = {**base.filters, "datetimeformat": _datetimeformat}
         with force_locale(language):
             environment.tvwidget_translations = get_translations()
         environments[language] = environment
@@ -159,16 +193,29 @@ def _url_for(endpoint: str, **values) -> str:
     return url
 
 
+def _render(app: Flask, template, context: dict) -> str:
+    # As Flask's render_template does, signals included.
+    before_render_template.send(app, _async_wrapper=app.ensure_sync, template=template, context=context)
+    rendered = template.render(context)
+    template_rendered.send(app, _async_wrapper=app.ensure_sync, template=template, context=context)
+    return rendered
+
+
+def render_page(name: str, **context) -> str:
+    """Flask's ``render_template``, on tvwidget's own Jinja environment (the app's own in the standalone app)."""
+    app = current_app._get_current_object()
+    template = app.extensions["tvwidget"].jinja_env.get_template(name)
+    app.update_template_context(context)
+    return _render(app, template, context)
+
+
 def render_template(name: str, **context) -> str:
     """Render like Flask's ``render_template``, with the template compiled in the request's language."""
     app = current_app._get_current_object()
     template = _environment(app, language()).get_template(name)
     app.update_template_context(context)
     context["url_for"] = _url_for
-    before_render_template.send(app, _async_wrapper=app.ensure_sync, template=template, context=context)
-    rendered = template.render(context)
-    template_rendered.send(app, _async_wrapper=app.ensure_sync, template=template, context=context)
-    return rendered
+    return _render(app, template, context)
 
 
 # --- remembered renders (the widget on a ticket view, the status fragment on a poll) -----------------------

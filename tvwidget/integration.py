@@ -7,10 +7,10 @@ import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from . import audit, secrets
+from .config import setting
 from .extensions import db
 from .models import CaseState, IntegrationSettings, ServiceCase, utcnow
 from .teamviewer import (TeamViewerAuthError, TeamViewerBadReply, TeamViewerClient, TeamViewerError,
@@ -89,12 +89,11 @@ def settings(lock: str | None = None) -> IntegrationSettings:
 
 def client(token: str | None) -> TeamViewerClient:
     """Return a TeamViewer client for ``token`` configured from the app's settings."""
-    config = current_app.config
     return TeamViewerClient(
-        config["TEAMVIEWER_API_URL"], token,
-        connect_timeout=config["TEAMVIEWER_CONNECT_TIMEOUT"],
-        read_timeout=config["TEAMVIEWER_READ_TIMEOUT"],
-        retries=config["TEAMVIEWER_RETRIES"],
+        setting("TEAMVIEWER_API_URL"), token,
+        connect_timeout=setting("TEAMVIEWER_CONNECT_TIMEOUT"),
+        read_timeout=setting("TEAMVIEWER_READ_TIMEOUT"),
+        retries=setting("TEAMVIEWER_RETRIES"),
     )
 
 

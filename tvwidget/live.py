@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 
 from . import cases, integration
+from .config import setting
 from .extensions import db
 from .models import CaseState, CaseTracking, ServiceCase, utcnow
 from .secrets import SecretUnreadable
@@ -35,11 +35,11 @@ class LiveStatus:
 
 
 def _window() -> timedelta:
-    return timedelta(seconds=float(current_app.config.get("STATUS_CACHE_SECONDS", 15)))
+    return timedelta(seconds=float(setting("STATUS_CACHE_SECONDS", 15)))
 
 
 def _backoff() -> timedelta:
-    return timedelta(seconds=float(current_app.config.get("STATUS_BACKOFF_SECONDS", 60)))
+    return timedelta(seconds=float(setting("STATUS_BACKOFF_SECONDS", 60)))
 
 
 def _stale(now: datetime):

@@ -16,13 +16,15 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from babel.dates import format_datetime as babel_format_datetime
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, render_template
+from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from flask_mail import BadHeaderError, Connection, Message
 from markupsafe import Markup, escape
 
 from . import placeholders
+from .config import setting
 from .extensions import db
+from .i18n import render_page
 from .models import EmailMessage, EmailTemplate, ServiceCase, utcnow
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def button_link(link: str) -> str | None:
         return None
     if parts.scheme == "https" and (host == "teamviewer.com" or host.endswith(".teamviewer.com")):
         return link
-    api = urlsplit(current_app.config["TEAMVIEWER_API_URL"])
+    api = urlsplit(setting("TEAMVIEWER_API_URL"))
     return link if (parts.scheme, parts.netloc) == (api.scheme, api.netloc) else None
 
 
@@ -163,7 +165,7 @@ def render_invitation(template: Template, values: dict, *, stylesheet_url: str |
     text = placeholders.render(template.body.replace("\r\n", "\n"), values)
     link = values["customer_link"]
     with force_locale(template.language):
-        html = render_template(
+        html = render_page(
             "tvwidget/email/invitation.html",
             body_paragraphs=_html_paragraphs(template.body, values),
             customer_link=button_link(link),
@@ -187,7 +189,7 @@ def _format_time(value: datetime, language: str, tz: str) -> str:
 def message_language(ticket) -> str:
     """Return the language the requester gets the invitation in (issue 3 item 6)."""
     locale = ticket.requester_locale
-    return locale if locale in LANGUAGES else current_app.config["DEFAULT_LOCALE"]
+    return locale if locale in LANGUAGES else setting("DEFAULT_LOCALE")
 
 
 def invitation_values(case: ServiceCase, agent, language: str, tz: str) -> dict:
@@ -204,7 +206,7 @@ def invitation_values(case: ServiceCase, agent, language: str, tz: str) -> dict:
         "session_code": case.code or "",
         "customer_link": case.end_customer_link or "",
         "valid_until": _format_time(case.valid_until, language, tz) if case.valid_until else "",
-        "company_name": current_app.config["COMPANY_NAME"],
+        "company_name": setting("COMPANY_NAME"),
     }
 
 
@@ -221,7 +223,7 @@ def sample_values(language: str, agent, tz: str) -> dict:
             "session_code": "s123-456-789",
             "customer_link": "https://get.teamviewer.com/s123456789",
             "valid_until": _format_time(utcnow() + timedelta(hours=24), language, tz),
-            "company_name": current_app.config["COMPANY_NAME"],
+            "company_name": setting("COMPANY_NAME"),
         }
 
 
@@ -232,7 +234,7 @@ def queue_invitation(case: ServiceCase, agent, tz: str = "UTC") -> EmailMessage 
         return None
     language = message_language(case.ticket)
     rendered = render_invitation(template_for(language), invitation_values(case, agent, language, tz))
-    domain = (current_app.config.get("MAIL_DEFAULT_SENDER") or "tvwidget@localhost").rpartition("@")[2]
+    domain = (setting("MAIL_DEFAULT_SENDER", None) or "tvwidget@localhost").rpartition("@")[2]
     message = EmailMessage(
         case=case, recipient=recipient, subject=rendered.subject, body_text=rendered.text,
         body_html=rendered.html, language=language, status="pending", attempts=0,
@@ -279,7 +281,7 @@ class _TimeoutConnection(Connection):
     """Flask-Mail's connection, but with a socket timeout (it opens SMTP without one)."""
 
     def configure_host(self):
-        timeout = current_app.config["SMTP_TIMEOUT"]
+        timeout = setting("SMTP_TIMEOUT")
         smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
         host = smtp_class(self.mail.server, self.mail.port, timeout=timeout)
         try:
@@ -312,11 +314,11 @@ def deliver(outgoing: Outgoing) -> None:
     """
     message = Message(
         subject=outgoing.subject, recipients=[outgoing.recipient], body=outgoing.body_text,
-        html=outgoing.body_html, sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        html=outgoing.body_html, sender=setting("MAIL_DEFAULT_SENDER"),
     )
     message.msgId = outgoing.message_id
     try:
-        with _TimeoutConnection(current_app.extensions["mail"]) as connection:
+        with _TimeoutConnection(current_app.extensions["tvwidget"].mail) as connection:
             connection.send(message)
     except (smtplib.SMTPException, OSError, BadHeaderError) as exc:
         description, permanent = classify(exc)

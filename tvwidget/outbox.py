@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
 
 from . import audit, database, mail
+from .config import setting
 from .deferred import after_response
 from .extensions import db
 from .models import CaseState, EmailMessage, utcnow
@@ -35,7 +35,7 @@ CASE_GONE = "the service case was closed or expired before the invitation went o
 
 def _lease() -> timedelta:
     # Far beyond one delivery: connect, EHLO, MAIL, RCPT, DATA each wait at most SMTP_TIMEOUT.
-    return timedelta(seconds=max(60.0, 8 * float(current_app.config["SMTP_TIMEOUT"])))
+    return timedelta(seconds=max(60.0, 8 * float(setting("SMTP_TIMEOUT"))))
 
 
 def _unclaimed(now: datetime):

@@ -8,7 +8,8 @@ import logging
 import re
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import current_app
+
+from .config import setting
 
 
 class SecretUnreadable(Exception):
@@ -16,7 +17,7 @@ class SecretUnreadable(Exception):
 
 
 def _keys() -> list[Fernet]:
-    return [Fernet(k.strip()) for k in current_app.config["ENCRYPTION_KEYS"].split(",") if k.strip()]
+    return [Fernet(k.strip()) for k in setting("ENCRYPTION_KEYS").split(",") if k.strip()]
 
 
 def _fernet() -> MultiFernet:

@@ -8,7 +8,8 @@ from flask import Response, current_app, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
-from .config import MAX_REQUEST_BYTES, setting
+from . import admin_entry
+from .config import MAX_REQUEST_BYTES, setting, standalone
 
 log = logging.getLogger(__name__)
 LAUNCH_ENDPOINTS = ("tvwidget.launch", "tvwidget_admin.launch")
@@ -30,7 +31,7 @@ def headers(frameable: bool, embeds=None):
     ``embed.js``, frame it and POST the launch token into the frame.
     """
     def apply(response: Response) -> Response:
-        ancestors = current_app.config["FRAME_ANCESTORS"] if frameable else "'none'"
+        ancestors = setting("FRAME_ANCESTORS") if frameable else "'none'"
         if embeds is None:
             csp = f"{STRICT_CSP}; frame-ancestors {ancestors}"
         else:
@@ -132,11 +133,15 @@ def check_csrf_token() -> None:
     no-referrer``), so every admin change would fail.  Fetch Metadata
     (``same_origin_request``) checks the origin instead (RELIABILITY decision 3).
     """
-    config = current_app.config
-    if not config["WTF_CSRF_ENABLED"]:
+    if not setting("WTF_CSRF_ENABLED"):
         return
-    token = request.form.get(config["WTF_CSRF_FIELD_NAME"]) or next(
-        (request.headers[name] for name in config["WTF_CSRF_HEADERS"] if request.headers.get(name)), None)
+    token = request.form.get(setting("WTF_CSRF_FIELD_NAME")) or next(
+        (request.headers[name] for name in setting("WTF_CSRF_HEADERS") if request.headers.get(name)), None)
+    if not standalone():
+        # Mounted in a host app: the admin entry's own token (Flask-WTF's would live in the host's session).
+        if not admin_entry.csrf_matches(token):
+            raise CSRFError("The CSRF token is missing or does not match.")
+        return
     try:
         validate_csrf(token)
     except ValidationError as exc:

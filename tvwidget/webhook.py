@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 import click
 import requests
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
 
 from . import database
+from .config import setting
 from .deferred import after_response
 from .extensions import db
 from .models import ServiceCase, WebhookEvent, utcnow
@@ -45,7 +45,7 @@ SIGNATURE_HEADER = "X-TVWidget-Signature"
 
 
 def enabled() -> bool:
-    return bool(current_app.config.get("HOST_WEBHOOK_URL"))
+    return bool(setting("HOST_WEBHOOK_URL", None))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -132,7 +132,7 @@ def send_one(event_id: int) -> str | None:
     event = db.session.get(WebhookEvent, event_id, populate_existing=True)
     body, kind, delivery, attempts, created_at = (event.body.encode(), event.kind, event.event_id,
                                                   event.attempts + 1, event.created_at)
-    url, secret = current_app.config["HOST_WEBHOOK_URL"], current_app.config["EMBED_SECRET"]
+    url, secret = setting("HOST_WEBHOOK_URL"), setting("EMBED_SECRET")
     db.session.commit()
 
     error = None

@@ -1,36 +1,36 @@
 """The admin area (F1, F11, F12): connect TeamViewer, revoke and hand over, choose the group.
 
 Opened from the host with an ``admin`` launch token in a top-level window,
-so an ordinary first-party session cookie and Flask-WTF's CSRF apply here.
-Every route but the launch needs that session, held by an admin; it ends
-after an hour without a request (``ADMIN_IDLE_SECONDS``).
+so a first-party cookie and a CSRF token apply here.  Every route but the
+launch needs the admin entry (``admin_entry``: the session in the standalone
+app, tvwidget's own signed cookie in a host app), held by an admin; it ends
+after an hour without a request (``admin_entry.IDLE_SECONDS``).
 """
 import logging
 import time
 from dataclasses import asdict
 
-from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, g, make_response, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import InternalServerError
 
-from .. import integration, secrets
+from .. import admin_entry, integration, secrets
 from ..database import on_outage
 from ..extensions import db
 from ..forms import SettingsForm
 from ..host import Agent, LaunchError, verify_launch_token
-from ..security import check_csrf_token, headers, limit_request_size, same_origin_request
+from ..i18n import render_page
+from ..security import check_csrf_token, headers, limit_request_size, log_refused_launch, same_origin_request
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("tvwidget_admin", __name__, url_prefix="/embed/admin")
 bp.after_request(headers(frameable=False))
 bp.before_request(limit_request_size)
+bp.after_request(log_refused_launch)
+bp.after_request(admin_entry.write)
 
-SESSION_KEY = "tvwidget_admin"
-# The admin entry ends after an hour without use, timed by tvwidget itself: a host app's
-# session (which holds the entry when tvwidget is mounted with init_app) may live for weeks.
-ADMIN_IDLE_SECONDS = 3600
 SESSION_ENDED = _l("Your admin session has ended. Open the tvwidget admin area again from your helpdesk.")
 
 
@@ -41,7 +41,7 @@ def _keep_secrets_out_of_logs(state):
 
 
 def _page(template: str, status: int = 200, **context):
-    return render_template(template, **context), status
+    return render_page(template, **context), status
 
 
 on_outage(bp, lambda: _page("tvwidget/error.html", 503, message=_l(
@@ -80,8 +80,7 @@ def launch():
         return _page("tvwidget/error.html", 403, message=_l(
             "Only helpdesk administrators can open the tvwidget admin area."))
     db.session.commit()
-    # Only tvwidget's own entry: in a host app the session is the host's too.
-    session[SESSION_KEY] = {"agent": asdict(agent), "seen": int(time.time())}
+    admin_entry.save({"agent": asdict(agent), "seen": int(time.time())})
     return redirect(url_for(".settings"), 303)
 
 
@@ -92,20 +91,20 @@ def _require_admin():
     # visitor without one hears that first.
     if request.endpoint == "tvwidget_admin.launch":
         return None
-    entry = session.get(SESSION_KEY)
+    entry = admin_entry.load()
     now = int(time.time())
     try:
         agent = Agent(**entry["agent"])
         idle = now - int(entry["seen"])
     except (KeyError, TypeError, ValueError):
         _refuse(401, SESSION_ENDED)
-    if idle > ADMIN_IDLE_SECONDS:  # (a clock a second behind another machine's gives a negative idle: fine)
-        session.pop(SESSION_KEY, None)
+    if idle > admin_entry.IDLE_SECONDS:  # (a clock a second behind another machine's gives a negative idle: fine)
+        admin_entry.clear()
         _refuse(401, SESSION_ENDED)
     if not agent.is_admin:
         _refuse(403, _l("Only helpdesk administrators can open the tvwidget admin area."))
     entry["seen"] = now
-    session.modified = True  # every use keeps the admin session alive for another hour
+    admin_entry.save(entry)  # every use keeps the admin session alive for another hour
     g.tvwidget_agent = agent
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         if not same_origin_request():

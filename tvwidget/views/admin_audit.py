@@ -10,13 +10,14 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Response, g, render_template, request, stream_with_context, url_for
+from flask import Response, g, request, stream_with_context, url_for
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from ..extensions import db
+from ..i18n import render_page
 from ..models import AuditEvent, ServiceCase, utcnow
 from .admin import bp
 
@@ -178,8 +179,8 @@ def _filters(form: AuditFilterForm) -> dict:
 
 
 def _invalid(form: AuditFilterForm, zone: str):
-    return render_template("tvwidget/admin/audit.html", form=form, zone=zone, rows=[], total=0, page=1, pages=1,
-                           prev_url=None, next_url=None, csv_url=None), 422
+    return render_page("tvwidget/admin/audit.html", form=form, zone=zone, rows=[], total=0, page=1, pages=1,
+                       prev_url=None, next_url=None, csv_url=None), 422
 
 
 @bp.get("/audit")
@@ -195,7 +196,7 @@ def audit():
     page = min(form.page.data or 1, pages)
     result = db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     filters = _filters(form)
-    return render_template(
+    return render_page(
         "tvwidget/admin/audit.html", form=form, zone=zone, rows=[_row(e, code) for e, code in result],
         total=total, page=page, pages=pages, csv_url=url_for(".audit_csv", **filters),
         prev_url=url_for(".audit", **filters, page=page - 1) if page > 1 else None,

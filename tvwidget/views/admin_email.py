@@ -4,13 +4,15 @@ The routes live on the admin blueprint, whose ``before_request`` demands the
 admin session; Flask-WTF's CSRF protection covers every POST here.
 """
 import sqlalchemy as sa
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from .. import audit, mail, placeholders
+from ..config import setting
 from ..database import upsert
 from ..extensions import db
 from ..forms import EmailTemplateForm
+from ..i18n import render_page
 from ..models import EmailTemplate, utcnow
 from .admin import bp
 
@@ -32,12 +34,12 @@ PLACEHOLDER_HELP = {
 
 
 def _language() -> str | None:
-    language = request.args.get("lang") or g.tvwidget_agent.locale or current_app.config["DEFAULT_LOCALE"]
+    language = request.args.get("lang") or g.tvwidget_agent.locale or setting("DEFAULT_LOCALE")
     return language if language in mail.LANGUAGES else None
 
 
 def _not_found():
-    return render_template("tvwidget/error.html", message=_l("There is no email template for that language.")), 404
+    return render_page("tvwidget/error.html", message=_l("There is no email template for that language.")), 404
 
 
 def _preview(form: EmailTemplateForm, language: str) -> dict:
@@ -63,7 +65,7 @@ def _page(form: EmailTemplateForm, language: str, status: int = 200):
         "placeholders": [(name, PLACEHOLDER_HELP[name]) for name in placeholders.PLACEHOLDERS],
         "preview": _preview(form, language),
     }
-    return render_template("tvwidget/admin/email_template.html", **context), status, {"Vary": "HX-Request"}
+    return render_page("tvwidget/admin/email_template.html", **context), status, {"Vary": "HX-Request"}
 
 
 @bp.get("/email-template")
@@ -111,8 +113,8 @@ def email_template_preview():
     if not request.headers.get("HX-Request"):
         return _page(form, language, status)
     preview = _preview(form, language)
-    return (render_template("tvwidget/admin/_email_preview.html", preview=preview, language=language,
-                            languages=LANGUAGE_NAMES),
+    return (render_page("tvwidget/admin/_email_preview.html", preview=preview, language=language,
+                        languages=LANGUAGE_NAMES),
             status, {"Vary": "HX-Request"})
 
 

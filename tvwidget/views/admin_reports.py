@@ -3,10 +3,11 @@
 One context function feeds the full page and the ``_report.html`` fragment
 that htmx swaps in when the filters change; the URL keeps the filters.
 """
-from flask import Response, abort, g, make_response, render_template, request, stream_with_context
+from flask import Response, abort, g, make_response, request, stream_with_context
 from flask_babel import format_decimal, gettext
 
 from .. import cases, reports, rollup
+from ..i18n import render_page
 from .admin import bp
 
 PAGE = "tvwidget/admin/report.html"
@@ -85,7 +86,7 @@ def sessions_report():
     context = _context()
     # A history restore (back button, htmx's cache being off) needs the whole page.
     fragment = request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
-    response = make_response(render_template(FRAGMENT if fragment else PAGE, **context),
+    response = make_response(render_page(FRAGMENT if fragment else PAGE, **context),
                              422 if context["problem"] else 200)
     response.vary.add("HX-Request")
     return response
@@ -98,7 +99,7 @@ def sessions_report_csv(table: str):
         abort(404)
     filters, problem = _filters()
     if problem:
-        return render_template("tvwidget/error.html", message=problem.message), 422
+        return render_page("tvwidget/error.html", message=problem.message), 422
     if table == "sessions":
         rows = reports.session_rows(filters)
     else:

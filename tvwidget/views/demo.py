@@ -5,6 +5,7 @@ import requests
 import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 
+from ..config import setting
 from ..demo_host import DEMO_TICKETS, launch_token
 from ..extensions import db
 from ..i18n import LANGUAGES
@@ -32,10 +33,8 @@ def _lang() -> str:
 
 def _host_api(method: str, path: str) -> requests.Response:
     # The demo host calls the host API over HTTP, like any helpdesk would.
-    from flask import current_app
-
     return requests.request(method, request.host_url.rstrip("/") + "/api/v1" + path, timeout=10,
-                            headers={"Authorization": f"Bearer {current_app.config['HOST_API_KEY']}"})
+                            headers={"Authorization": f"Bearer {setting('HOST_API_KEY')}"})
 
 
 @bp.get("/")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
 from .. import cases, connections, hotpath, i18n, live, mail, outbox, webhook
+from ..config import setting
 from ..database import on_outage
 from ..extensions import db
 from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential,
@@ -23,11 +24,12 @@ from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credent
 from ..i18n import render_remembered, render_template
 from ..models import CaseState, Comment, ServiceCase, utcnow
 from ..paths import asset_dir
-from ..security import allowed_host_origin, headers, limit_request_size, same_origin_request
+from ..security import allowed_host_origin, headers, limit_request_size, log_refused_launch, same_origin_request
 
 bp = Blueprint("tvwidget", __name__, static_folder=asset_dir("static"), static_url_path="/static/tvwidget")
 bp.after_request(headers(frameable=True))
 bp.before_request(limit_request_size)
+bp.after_request(log_refused_launch)
 
 CREDENTIAL_HEADER = "X-TVWidget-Credential"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -52,7 +54,7 @@ def status_context(case, tracking, now) -> dict:
     """Return what ``_status.html`` shows, from the shared cache only (never a TeamViewer call)."""
     status = live.status_of(case, tracking, now)
     return {"case": case, "live": status, "time_left": time_left(status.seconds_left),
-            "poll_seconds": current_app.config.get("STATUS_POLL_SECONDS", 15)}
+            "poll_seconds": setting("STATUS_POLL_SECONDS", 15)}
 
 
 def email_status_of(email) -> str:
@@ -190,7 +192,7 @@ def _authorised():
 def _credential_half_spent(now) -> bool:
     """Return whether the request's credential has used up half its life (the status poll then renews it)."""
     age = (now - g.tvwidget_credential_issued).total_seconds()
-    return age > current_app.config["WIDGET_CREDENTIAL_MAX_AGE"] / 2
+    return age > setting("WIDGET_CREDENTIAL_MAX_AGE") / 2
 
 
 @bp.get("/embed/widget/panel")
