@@ -11,9 +11,11 @@ DEMO := TVWIDGET_ENV=demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+# The host kit (clients/python) is a package of its own; installed too, its tests run in the suite.
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres,server]'
+	$(BIN)/python -m pip install --quiet -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
