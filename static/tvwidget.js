@@ -1,6 +1,7 @@
 // tvwidget's only script: show "busy" while a request runs, say so when the
 // network fails (htmx leaves the widget untouched then), keep the live status
-// from polling while the page is hidden, and copy the customer link. No
+// from polling while the page is hidden, copy the customer link, and tell the
+// host page (through embed.js) the widget's height and case events. No
 // inline handlers: the pages' CSP forbids inline script.
 (function () {
   "use strict";
@@ -61,6 +62,58 @@
     }
     alert.textContent = widget.dataset.tvwidgetErrorNetwork;
   });
+
+  // Talk to the host page (H1), only when embed.js launched the widget: the widget then carries
+  // the host page's origin, which the server took from the signed credential (checked against
+  // TVWIDGET_FRAME_ANCESTORS at launch). Messages go to that origin only, never "*". A plain
+  // iframe carries none, and nothing is posted.
+  var host = { origin: null, ticketId: null, height: -1 };
+
+  function tellHost(message) {
+    if (host.origin && window.parent !== window) {
+      message.tvwidget = 1;
+      window.parent.postMessage(message, host.origin);
+    }
+  }
+
+  function reportHeight() {
+    var height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    if (height !== host.height) {
+      host.height = height;
+      tellHost({ type: "height", height: height });
+    }
+  }
+
+  // Each event the server put on the widget is told once: the attribute goes when it is read.
+  function announce() {
+    var widget = document.getElementById("tvwidget-widget");
+    if (widget && widget.dataset.tvwidgetHostOrigin) { host.origin = widget.dataset.tvwidgetHostOrigin; }
+    if (widget && widget.dataset.tvwidgetTicket) { host.ticketId = widget.dataset.tvwidgetTicket; }
+    var holders = document.querySelectorAll("[data-tvwidget-events]");
+    for (var i = 0; i < holders.length; i++) {
+      var events = JSON.parse(holders[i].getAttribute("data-tvwidget-events"));
+      holders[i].removeAttribute("data-tvwidget-events");
+      for (var j = 0; j < events.length; j++) {
+        var detail = events[j].detail;
+        if (!("ticketId" in detail)) { detail.ticketId = host.ticketId; }
+        tellHost({ type: "event", event: events[j].event, detail: detail });
+      }
+    }
+    reportHeight();
+  }
+
+  document.addEventListener("htmx:afterSettle", announce);
+  function start() {
+    announce();
+    if (window.ResizeObserver) {
+      new ResizeObserver(reportHeight).observe(document.documentElement);
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
 
   // Copy the customer link. Inside a cross-site frame the Clipboard API needs a
   // permission the host may not grant, so the fallback selects the link's text

@@ -27,7 +27,8 @@ HX_VALS_RE = re.compile(r"""data-tvwidget-action="play"[^>]*hx-vals='([^']*)'"""
 STATE_RE = re.compile(r'data-tvwidget-state="([a-z]+)"')
 CODE_RE = re.compile(r'data-tvwidget-field="session-code">([^<]+)<')
 CUSTOMER_LINK_RE = re.compile(r'data-tvwidget-field="customer-link" href="([^"]+)"')
-IFRAME_RE = re.compile(r'<iframe[^>]*\ssrc="([^"]+)"')
+EMBED_SCRIPT_RE = re.compile(r'<script src="([^"]+/embed/embed\.js\?v=[0-9a-f]+)" async>')
+EMBED_TOKEN_RE = re.compile(r'data-tvwidget-embed data-tvwidget-token="([^"]+)"')
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLOSE_RESULT_RE = re.compile(r'data-demo-close-status="(\d+)">([^<]*)<')
 
@@ -86,16 +87,22 @@ def test_demo_plays_mails_guards_and_stops_over_http(demo):
         assert "Outlook crashes on start" in start.text
         assert "frame-src " + widget_base in start.headers["Content-Security-Policy"]
 
-        # The widget is framed from the other site, with a freshly signed launch token.
-        src = html.unescape(IFRAME_RE.search(start.text).group(1))
-        assert src.startswith(widget_base + "/embed/widget?token="), src
-        widget = frame.get(src, timeout=10)
+        # The page embeds the widget with tvwidget's script from the other site and a freshly signed
+        # launch token, which the script POSTs into the frame as the page's origin (embed.js).
+        script = html.unescape(EMBED_SCRIPT_RE.search(start.text).group(1))
+        assert script.startswith(widget_base + "/embed/embed.js?v="), script
+        assert f"script-src 'self' {widget_base}" in start.headers["Content-Security-Policy"]
+        assert frame.get(script, timeout=10).status_code == 200
+        token = html.unescape(EMBED_TOKEN_RE.search(start.text).group(1))
+        widget = frame.post(widget_base + "/embed/widget", data={"token": token, "host_origin": host_base},
+                            headers={"Origin": host_base}, timeout=10)
         assert widget.status_code == 200
         csp = widget.headers["Content-Security-Policy"]
         assert "frame-ancestors" in csp and "http://localhost:*" in csp
         assert "X-Frame-Options" not in widget.headers
         assert STATE_RE.search(widget.text).group(1) == "idle", widget.text  # the sandbox is connected
         assert 'data-tvwidget-action="play"' in widget.text
+        assert f'data-tvwidget-host-origin="{host_base}"' in widget.text  # the demo's FRAME_ANCESTORS allow it
 
         # Play, as htmx sends it from the iframe (no cookies needed).
         key = json.loads(html.unescape(HX_VALS_RE.search(widget.text).group(1)))["idempotency_key"]

@@ -227,8 +227,8 @@ def test_credentials_go_out_uncompressed_and_compressed_ones_are_still_read(conn
                  "locale": "en", "tz": "Asia/Tokyo"}
         compressed = old.dumps({"a": agent | {"name": "Alex Morgan " * 20}, "t": "T-1"})
         assert compressed.startswith(".")
-        read_agent, ticket_id, _ = host.read_credential(compressed)
-    assert (read_agent.name, ticket_id) == ("Alex Morgan " * 20, "T-1")
+        read = host.read_credential(compressed)
+    assert (read.agent.name, read.ticket_id, read.host_origin) == ("Alex Morgan " * 20, "T-1", None)
     response = widget.client.get("/embed/widget/panel", headers={"X-TVWidget-Credential": compressed,
                                                                    "HX-Request": "true"})
     assert response.status_code == 200 and 'data-tvwidget-state="idle"' in response.text

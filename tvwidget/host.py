@@ -299,13 +299,26 @@ def _serializer() -> URLSafeTimedSerializer:
     return cached[1]
 
 
-def issue_credential(agent: Agent, ticket_id: str | None) -> str:
+@dataclass(frozen=True)
+class Credential:
+    """What a widget credential vouches for: who, which ticket, since when, and the host page it may talk to."""
+
+    agent: Agent
+    ticket_id: str | None
+    issued: datetime
+    host_origin: str | None = None  # checked against FRAME_ANCESTORS at launch (H1); None: a plain iframe
+
+
+def issue_credential(agent: Agent, ticket_id: str | None, host_origin: str | None = None) -> str:
     """Return the short-lived credential the widget sends in ``X-TVWidget-Credential``."""
-    return _serializer().dumps({"a": vars(agent), "t": ticket_id})  # flat fields: no deep-copying asdict
+    data = {"a": vars(agent), "t": ticket_id}  # flat fields: no deep-copying asdict
+    if host_origin:
+        data["o"] = host_origin
+    return _serializer().dumps(data)
 
 
-def read_credential(raw: str | None) -> tuple[Agent, str | None, datetime]:
-    """Return the agent and ticket a widget credential is bound to, and when it was issued."""
+def read_credential(raw: str | None) -> Credential:
+    """Return what a widget credential is bound to: the agent, the ticket, when it was issued, the host origin."""
     if not raw:
         raise LaunchError(_l("This request did not come from the widget. Reload the ticket page."), 403)
     try:
@@ -315,7 +328,7 @@ def read_credential(raw: str | None) -> tuple[Agent, str | None, datetime]:
         raise LaunchError(_l("The widget has been open too long without use. Reload the ticket page.")) from None
     except BadSignature:
         raise LaunchError(_l("The widget's credential is not valid. Reload the ticket page."), 403) from None
-    return Agent(**data["a"]), data["t"], issued
+    return Credential(Agent(**data["a"]), data["t"], issued, data.get("o"))
 
 
 def host_key_matches(presented: str | None) -> bool:

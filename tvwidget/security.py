@@ -1,35 +1,41 @@
 """Response headers for every tvwidget page, the fetch-metadata check on changes, refused-launch logging."""
 import hashlib
 import logging
+import re
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
-from .config import MAX_REQUEST_BYTES
+from .config import MAX_REQUEST_BYTES, setting
 
 log = logging.getLogger(__name__)
 LAUNCH_ENDPOINTS = ("tvwidget.launch", "tvwidget_admin.launch")
 
-STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-              "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'")
+CSP_SOURCES = "default-src 'self'; script-src 'self'{embeds}; style-src 'self'; img-src 'self' data:; " \
+              "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'{embeds}"
+STRICT_CSP = CSP_SOURCES.format(embeds="")
 
 
-def headers(frameable: bool, frame_src=None):
+def headers(frameable: bool, embeds=None):
     """Return an ``after_request`` hook setting tvwidget's security headers.
 
     ``frameable`` pages (the widget) may be framed by the configured helpdesk
     origins, the others by no one (``frame-ancestors 'none'``).  No page sends
     X-Frame-Options (RELIABILITY checklist 9): CSP's frame-ancestors replaces
     it, and a DENY beside an allow-list would only confuse an old browser.
-    ``frame_src`` is a callable returning the origins this page may frame.
+    ``embeds`` is a callable returning the tvwidget origin a host page embeds
+    the widget from (the demo's ticket page): that page may load its
+    ``embed.js``, frame it and POST the launch token into the frame.
     """
     def apply(response: Response) -> Response:
         ancestors = current_app.config["FRAME_ANCESTORS"] if frameable else "'none'"
-        csp = f"{STRICT_CSP}; frame-ancestors {ancestors}"
-        if frame_src is not None:
-            csp += f"; frame-src {frame_src()}"
+        if embeds is None:
+            csp = f"{STRICT_CSP}; frame-ancestors {ancestors}"
+        else:
+            origin = embeds()
+            csp = f"{CSP_SOURCES.format(embeds=' ' + origin)}; frame-ancestors {ancestors}; frame-src {origin}"
         # Werkzeug answers a missing header with an exception (a costly one): look at the names once.
         present = {name.lower() for name, _ in response.headers}
         fixed = (("Content-Security-Policy", csp), ("X-Content-Type-Options", "nosniff"),
@@ -46,6 +52,42 @@ def headers(frameable: bool, frame_src=None):
         return response
 
     return apply
+
+
+_CSP_SOURCE_RE = re.compile(r"^(https?)://([^:/]+)(?::(\d{1,5}|\*))?$")
+_ORIGIN_RE = re.compile(r"^(https?)://([a-z0-9.-]+)(?::(\d{1,5}))?$")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def allowed_host_origin(origin: str | None) -> str | None:
+    """Return ``origin`` (a host page's, as ``location.origin`` spells it) if ``FRAME_ANCESTORS`` allows it.
+
+    Matched as CSP matches a host-source: same scheme, the host itself or
+    ``*.domain`` for its subdomains, and the port given, the scheme's default,
+    or any with ``:*``.  ``'self'`` is tvwidget's own origin.  Anything else,
+    or an ``Origin`` header naming another page than the one the form says, is None.
+    """
+    match = _ORIGIN_RE.match((origin or "").lower())
+    if match is None:
+        return None
+    sent = request.headers.get("Origin")
+    if sent and sent != "null" and sent.lower() != origin.lower():
+        return None
+    scheme, host, port = match.group(1), match.group(2), match.group(3) or _DEFAULT_PORTS[match.group(1)]
+    for source in setting("FRAME_ANCESTORS").split():
+        if source == "'self'":
+            if origin.lower() == request.host_url.rstrip("/").lower():
+                return origin.lower()
+            continue
+        allowed = _CSP_SOURCE_RE.match(source.lower())
+        if allowed is None or allowed.group(1) != scheme:
+            continue
+        pattern, allowed_port = allowed.group(2), allowed.group(3) or _DEFAULT_PORTS[scheme]
+        host_ok = host.endswith(pattern[1:]) and len(host) > len(pattern) - 1 if pattern.startswith("*.") \
+            else host == pattern
+        if host_ok and allowed_port in ("*", port):
+            return origin.lower()
+    return None
 
 
 def limit_request_size() -> None:

@@ -1,5 +1,5 @@
 """The demo helpdesk's pages (``TVWIDGET_ENV=demo`` only)."""
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ from ..extensions import db
 from ..i18n import LANGUAGES
 from ..models import EmailMessage
 from ..security import check_csrf_token, headers
+from .widget import embed_script_path
 
 bp = Blueprint("tvwidget_demo", __name__)
 
@@ -21,7 +22,7 @@ def widget_origin() -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
-bp.after_request(headers(frameable=False, frame_src=widget_origin))
+bp.after_request(headers(frameable=False, embeds=widget_origin))
 
 
 def _lang() -> str:
@@ -48,10 +49,10 @@ def ticket(ticket_id: str):
     data = DEMO_TICKETS.get(ticket_id) or abort(404)
     lang = _lang()
     token = launch_token("agent", lang, ticket_id)
-    widget_src = widget_origin() + url_for("tvwidget.launch") + "?" + urlencode({"token": token})
     comments = _host_api("GET", f"/tickets/{ticket_id}/comments").json().get("comments", [])
     return render_template(
-        "tvwidget/demo/ticket.html", ticket=data, lang=lang, widget_src=widget_src, comments=comments,
+        "tvwidget/demo/ticket.html", ticket=data, lang=lang, token=token, comments=comments,
+        embed_src=widget_origin() + embed_script_path(),
         tickets=DEMO_TICKETS, close_result=session.pop("tvwidget_demo_close", None))
 
 

@@ -4,11 +4,13 @@ Every request after the launch carries the widget credential in the
 ``X-TVWidget-Credential`` header; the ticket and the agent come from it, never
 from anything else the browser sends.
 """
+import hashlib
 import re
 import uuid
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, g, make_response, request
+from flask import Blueprint, Response, abort, current_app, g, make_response, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
@@ -19,9 +21,9 @@ from ..extensions import db
 from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential,
                     sweep_spent_tokens_after)
 from ..i18n import render_remembered, render_template
-from ..models import CaseState, ServiceCase, utcnow
+from ..models import CaseState, Comment, ServiceCase, utcnow
 from ..paths import asset_dir
-from ..security import headers, limit_request_size, same_origin_request
+from ..security import allowed_host_origin, headers, limit_request_size, same_origin_request
 
 bp = Blueprint("tvwidget", __name__, static_folder=asset_dir("static"), static_url_path="/static/tvwidget")
 bp.after_request(headers(frameable=True))
@@ -53,9 +55,30 @@ def status_context(case, tracking, now) -> dict:
             "poll_seconds": current_app.config.get("STATUS_POLL_SECONDS", 15)}
 
 
+def email_status_of(email) -> str:
+    """Return the invitation's status as the widget and the host's events name it: sent, failed or pending."""
+    if email is None:
+        return "failed"  # no valid requester address: nothing could be sent
+    return email.status if email.status in ("sent", "failed") else "pending"
+
+
+def case_event(name: str, case: ServiceCase) -> dict:
+    """Return the host event ``tvwidget:<name>`` about ``case`` (H1); closed and expired carry tvwidget's comment."""
+    detail = {"ticketId": case.ticket_id, "code": case.code, "state": case.state}
+    if name in ("case-closed", "case-expired"):
+        detail["comment"] = db.session.scalar(
+            sa.select(Comment.body).where(Comment.case_id == case.id).order_by(Comment.id.desc()).limit(1))
+    elif name == "email-status":
+        detail["emailStatus"] = email_status_of(case.email)
+    return {"event": name, "detail": detail}
+
+
 def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, alert=None, alert_kind: str = "error",
-                   confirm_stop: bool = False, form: dict | None = None, form_error=None) -> dict:
-    """Return everything ``_widget.html`` shows, for page and fragment alike (``view`` read if not given)."""
+                   confirm_stop: bool = False, form: dict | None = None, form_error=None, events=()) -> dict:
+    """Return everything ``_widget.html`` shows, for page and fragment alike (``view`` read if not given).
+
+    ``events`` name the host events (``case_event``) about the widget's case that this response announces.
+    """
     now = utcnow()
     if view is None:
         view = hotpath.view(ticket_id)
@@ -71,10 +94,8 @@ def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, aler
     else:
         state = "open"
     email = view.email
-    if email is None:
-        email_status = "failed"  # no valid requester address: nothing could be sent
-    else:
-        email_status = email.status if email.status in ("sent", "failed") else "pending"
+    email_status = email_status_of(email)
+    host_origin = g.get("tvwidget_host_origin")
     return {
         "state": state,
         "case": case,
@@ -84,7 +105,9 @@ def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, aler
         "email_retrying": email is not None and email.status == "pending" and bool(email.last_error),
         "agent": agent,
         "ticket_id": ticket_id,
-        "credential": issue_credential(agent, ticket_id),
+        "credential": issue_credential(agent, ticket_id, host_origin),
+        "host_origin": host_origin,
+        "events": [case_event(name, case) for name in events],
         "idempotency_key": uuid.uuid4().hex,
         "alert": alert,
         "alert_kind": alert_kind,
@@ -106,9 +129,12 @@ def _render_then_send_due(context: dict, status: int = 200):
     return webhook.send_due_after(outbox.send_one_due_after(make_response(_render(context, status))))
 
 
-def _error_page(message, status: int):
+def _error_page(message, status: int, token_needed: bool = False):
+    """Render an error in the frame; ``token_needed``: only a new launch token helps (the host is told, H1)."""
     template = "tvwidget/_error.html" if request.headers.get("HX-Request") else "tvwidget/error.html"
-    return render_template(template, message=message), status, {"Vary": "HX-Request"}
+    events = [{"event": "token-needed", "detail": {"message": str(message)}}] if token_needed else []
+    return render_template(template, message=message, host_origin=g.get("tvwidget_host_origin"),
+                           events=events), status, {"Vary": "HX-Request"}
 
 
 on_outage(bp, lambda: _error_page(
@@ -128,13 +154,16 @@ def _unexpected(exc):
 def launch():
     """Open the widget for the ticket named in the host's launch token."""
     raw = request.form.get("token") if request.method == "POST" else request.args.get("token")
+    if request.method == "POST":
+        # embed.js names the host page; the widget talks to it only if it may frame the widget.
+        g.tvwidget_host_origin = allowed_host_origin(request.form.get("host_origin"))
     try:
         claims = check_launch_token(raw or "", want_ticket=True)
         view = hotpath.launch(claims.key, claims.expires_at, vars(claims.ticket) | {"updated_at": utcnow()})
         if view is None:
             raise LaunchError(ALREADY_USED)
     except LaunchError as exc:
-        return _error_page(exc.message, exc.status)
+        return _error_page(exc.message, exc.status, token_needed=True)
     g.tvwidget_agent = claims.agent
     context = widget_context(claims.agent, claims.ticket.id, view)
     page = render_remembered("tvwidget/widget.html", PER_REQUEST, **context)
@@ -144,15 +173,17 @@ def launch():
 def _authorised():
     """Return (agent, ticket_id) from the credential header, or abort with a clear page."""
     try:
-        agent, ticket_id, issued = read_credential(request.headers.get(CREDENTIAL_HEADER))
+        credential = read_credential(request.headers.get(CREDENTIAL_HEADER))
     except LaunchError as exc:
-        abort(make_response(_error_page(exc.message, exc.status)))
+        abort(make_response(_error_page(exc.message, exc.status, token_needed=True)))
+    agent, ticket_id = credential.agent, credential.ticket_id
     if ticket_id is None:
         abort(make_response(_error_page(_l("This credential is not for a ticket's widget."), 403)))
     if request.method not in ("GET", "HEAD") and not same_origin_request():
         abort(make_response(_error_page(_l("Requests from other sites are not accepted."), 403)))
     g.tvwidget_agent = agent
-    g.tvwidget_credential_issued = issued
+    g.tvwidget_credential_issued = credential.issued
+    g.tvwidget_host_origin = credential.host_origin
     return agent, ticket_id
 
 
@@ -169,9 +200,15 @@ def panel():
     return _render(widget_context(agent, ticket_id))
 
 
-def _case_error(exc: cases.CaseError) -> int:
-    return 502 if exc.kind in ("unavailable", "timeout", "auth", "permission", "rate_limited", "license",
-                               "bad_request", "not_found", "bad_reply") else 409
+def _refused(agent, ticket_id: str, exc: cases.CaseError):
+    """Undo the request's changes and show why it was refused (an expiry it found is announced to the host)."""
+    db.session.rollback()
+    status = 502 if exc.kind in ("unavailable", "timeout", "auth", "permission", "rate_limited", "license",
+                                 "bad_request", "not_found", "bad_reply") else 409
+    view = hotpath.view(ticket_id)
+    expired = exc.kind == "expired" and view.case is not None and view.case.state == CaseState.EXPIRED
+    return _render(widget_context(agent, ticket_id, view, alert=exc.message,
+                                  events=("case-expired",) if expired else ()), status)
 
 
 @bp.post("/embed/widget/play")
@@ -184,11 +221,11 @@ def play():
     try:
         case, created = cases.start_case(ticket_id, agent, key)
     except cases.CaseError as exc:
-        db.session.rollback()
-        return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
+        return _refused(agent, ticket_id, exc)
     if created:
         cases.send_invitation(case, agent)
-    return _render_then_send_due(widget_context(agent, ticket_id))
+    return _render_then_send_due(widget_context(
+        agent, ticket_id, events=("case-opened", "email-status") if created else ()))
 
 
 @bp.get("/embed/widget/stop")
@@ -215,11 +252,12 @@ def stop():
                                       form_error=_l("The note may be at most %(max)d characters long.",
                                                     max=cases.NOTE_MAX)), 422)
     try:
-        cases.stop_case(ticket_id, agent, note=note, outcome=form["outcome"])
+        case = cases.stop_case(ticket_id, agent, note=note, outcome=form["outcome"])
     except cases.CaseError as exc:
-        db.session.rollback()
-        return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
-    return _render_then_send_due(widget_context(agent, ticket_id))
+        return _refused(agent, ticket_id, exc)
+    context = widget_context(agent, ticket_id)
+    context["events"] = [case_event("case-closed", case)]
+    return _render_then_send_due(context)
 
 
 @bp.get("/embed/widget/status")
@@ -240,13 +278,14 @@ def status():
         # back instead, so a widget left watching an open case for hours keeps working.
         return _whole_widget(agent, ticket_id, view)
     if not case.is_valid(now):
-        cases.expire_case(case.id, now, agent)
+        expired = cases.expire_case(case.id, now, agent)
         db.session.commit()
-        return _whole_widget(agent, ticket_id)
+        return _whole_widget(agent, ticket_id, events=("case-expired",) if expired else ())
     if live.is_due(view.tracking, now):
         if live.refresh(case.id, case.code, now) == "closed":
             return _whole_widget(agent, ticket_id, alert=_l(
-                "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=case.code))
+                "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=case.code),
+                events=("case-closed",))
         view = hotpath.view(ticket_id)
         if view.case is None or view.case.id != case.id:
             return _whole_widget(agent, ticket_id, view)
@@ -254,10 +293,10 @@ def status():
     return render_remembered("tvwidget/_status.html", (), **context), 200, {"Vary": "HX-Request"}
 
 
-def _whole_widget(agent, ticket_id: str, view: hotpath.View | None = None, alert=None):
+def _whole_widget(agent, ticket_id: str, view: hotpath.View | None = None, alert=None, events=()):
     """Send the whole widget in place of the status fragment that asked."""
     response = make_response(render_template("tvwidget/_widget.html", **widget_context(
-        agent, ticket_id, view, alert=alert, alert_kind="info")))
+        agent, ticket_id, view, alert=alert, alert_kind="info", events=events)))
     response.headers.update({"HX-Retarget": "#tvwidget-widget", "HX-Reswap": "outerHTML", "Vary": "HX-Request"})
     return webhook.send_due_after(response)
 
@@ -283,14 +322,12 @@ def history():
 
 
 def _history_item(case, connected_seconds: int | None) -> dict:
-    email = case.email
     return {
         "case": case,
         "duration": cases.format_duration((case.ended_at - case.opened_at).total_seconds()),
         "connected": cases.format_duration(connected_seconds) if connected_seconds is not None else None,
         "outcome": case.outcome or "unknown",
-        "email_status": "failed" if email is None else (email.status if email.status in ("sent", "failed")
-                                                       else "pending"),
+        "email_status": email_status_of(case.email),
     }
 
 
@@ -301,10 +338,9 @@ def resend():
     try:
         case = cases.resend_invitation(ticket_id, agent)
     except cases.CaseError as exc:
-        db.session.rollback()
-        return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
+        return _refused(agent, ticket_id, exc)
     cases.send_invitation(case, agent)
-    return _render(widget_context(agent, ticket_id))
+    return _render(widget_context(agent, ticket_id, events=("email-status",)))
 
 
 @bp.post("/embed/widget/replace")
@@ -314,16 +350,55 @@ def replace():
     key = request.form.get("idempotency_key", "")
     if not _IDEMPOTENCY_KEY_RE.match(key):
         key = uuid.uuid4().hex
+    code = request.form.get("code", "")
     try:
-        case, created = cases.replace_case(ticket_id, agent, request.form.get("code", ""), key)
+        case, created = cases.replace_case(ticket_id, agent, code, key)
     except cases.CaseError as exc:
-        db.session.rollback()
-        return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
+        return _refused(agent, ticket_id, exc)
     if created:
         cases.send_invitation(case, agent)
-    return _render_then_send_due(widget_context(
+    context = widget_context(
         agent, ticket_id, alert=_l("The old service case was closed; this is a new one with a new link."),
-        alert_kind="info"))
+        alert_kind="info", events=("case-opened", "email-status") if created else ())
+    old = db.session.scalar(sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id,
+                                                         ServiceCase.code == code, ServiceCase.id != case.id))
+    if created and old is not None:
+        context["events"].insert(0, case_event("case-closed", old))
+    return _render_then_send_due(context)
+
+
+EMBED_SCRIPT_CACHE = "public, max-age=3600, stale-while-revalidate=86400"
+EMBED_SCRIPT_VERSIONED_CACHE = "public, max-age=31536000, immutable"
+
+
+def _embed_script() -> tuple[bytes, str]:
+    """Return embed.js and its version (a hash of its content), read once per app."""
+    cached = current_app.extensions.get("tvwidget_embed_script")
+    if cached is None:
+        body = (Path(bp.static_folder) / "embed.js").read_bytes()
+        cached = current_app.extensions["tvwidget_embed_script"] = (body, hashlib.sha256(body).hexdigest()[:16])
+    return cached
+
+
+def embed_script_path() -> str:
+    """Return the path of embed.js with its version: a URL that may be cached for good."""
+    return url_for("tvwidget.embed_script", v=_embed_script()[1])
+
+
+@bp.get("/embed/embed.js")
+def embed_script():
+    """The host pages' embed script (H1).
+
+    Host pages name it without a version: it is cached an hour, then
+    revalidated by its ETag (a 304 while unchanged).  With ``?v=`` its current
+    version (``embed_script_path``) it is cached for a year.
+    """
+    body, version = _embed_script()
+    response = Response(body, mimetype="text/javascript")
+    response.set_etag(version)
+    response.headers["Cache-Control"] = (EMBED_SCRIPT_VERSIONED_CACHE if request.args.get("v") == version
+                                         else EMBED_SCRIPT_CACHE)
+    return response.make_conditional(request)
 
 
 @bp.get("/embed/email-preview.css")
