@@ -3,19 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+HELPDESK_PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 DEMO := TVWIDGET_ENV=demo
 
-.PHONY: run test install translations clean
+.PHONY: run run-helpdesk test install translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The host kit (clients/python) is a package of its own; installed too, its tests run in the suite.
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml clients/python/pyproject.toml
+# The host kit (clients/python) and the django-helpdesk integration (integrations/django_helpdesk, with
+# django-helpdesk) are packages of their own; installed too, their tests run in `make test`.
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml clients/python/pyproject.toml integrations/django_helpdesk/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres,server]'
-	$(BIN)/python -m pip install --quiet -e clients/python
+	$(BIN)/python -m pip install --quiet -e clients/python -e 'integrations/django_helpdesk[test]'
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,8 +28,17 @@ run: $(STAMP)
 	$(DEMO) $(BIN)/flask --app wsgi tvwidget demo-setup
 	$(DEMO) PORT=$(PORT) $(BIN)/python -m tvwidget.demo_host
 
+# django-helpdesk alongside tvwidget's demo: the helpdesk on localhost:$(HELPDESK_PORT), tvwidget on 127.0.0.1:$(PORT).
+run-helpdesk: $(STAMP)
+	PORT=$(PORT) HELPDESK_PORT=$(HELPDESK_PORT) $(BIN)/python integrations/django_helpdesk/demo/run.py
+
+# tvwidget's suite, then the django-helpdesk integration's (Django settings of its own: a second pytest);
+# both always run, and either failing fails the target.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	status=0; \
+	$(BIN)/python -m pytest -p no:django || status=$$?; \
+	(cd integrations/django_helpdesk && ../../$(BIN)/python -m pytest) || status=$$?; \
+	exit $$status
 
 # Re-extract messages, merge them into the catalogs and compile (commit the result).
 translations: $(STAMP)

@@ -1,5 +1,6 @@
 """The integration's settings (Django settings, all prefixed ``TVWIDGET_``), with their defaults."""
 from django.conf import settings
+from tvwidget_host import RETRY_WINDOW
 
 # django-helpdesk priority (1 is the highest) -> tvwidget's priority value.
 DEFAULT_PRIORITY_MAP = {1: "Urgent", 2: "High", 3: "Medium", 4: "Low", 5: "Low"}
@@ -14,7 +15,8 @@ DEFAULTS = {
     "TVWIDGET_TIMEOUT": 5.0,            # seconds for one host API call
     "TVWIDGET_PRIORITY_MAP": DEFAULT_PRIORITY_MAP,
     "TVWIDGET_TYPE_FIELD": None,        # name of a django-helpdesk custom field holding the ticket type
-    "TVWIDGET_WEBHOOK_MAX_AGE": 8 * 24 * 3600,  # tvwidget retries a delivery for 7 days
+    # Refuse webhook events older than this (seconds); at least tvwidget's retry window (7 days 7 hours).
+    "TVWIDGET_WEBHOOK_MAX_AGE": int(RETRY_WINDOW.total_seconds()) + 24 * 3600,
     "TVWIDGET_TOKEN_TTL": 600,          # seconds a launch token is valid
 }
 

@@ -11,8 +11,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from helpdesk.decorators import helpdesk_staff_member_required
 from helpdesk.models import FollowUp, Ticket
-from tvwidget_host import (WEBHOOK_SIGNATURE_HEADER, DuplicateDelivery, InvalidSignature, StaleDelivery,
-                           sign_launch_token, verify_webhook)
+from tvwidget_host import (WEBHOOK_SIGNATURE_HEADER, DuplicateDelivery, InvalidPayload, InvalidSignature,
+                           StaleDelivery, sign_launch_token, verify_webhook)
 
 from . import conf, mapping
 from .models import ReceivedEvent
@@ -73,15 +73,16 @@ def webhook(request):
     """tvwidget's signed ``service_case.*`` events; a case's end becomes one private follow-up."""
     try:
         event = verify_webhook(request.body, request.headers.get(WEBHOOK_SIGNATURE_HEADER, ""),
-                               conf.get("TVWIDGET_EMBED_SECRET"), max_age=conf.get("TVWIDGET_WEBHOOK_MAX_AGE"))
+                               conf.get("TVWIDGET_EMBED_SECRET"), max_age=conf.get("TVWIDGET_WEBHOOK_MAX_AGE"),
+                               seen=lambda event_id: ReceivedEvent.objects.filter(event_id=event_id).exists())
     except InvalidSignature:
         return JsonResponse({"error": "invalid_signature", "message": "The signature does not match."}, status=401)
-    except StaleDelivery:
-        return JsonResponse({"error": "stale_delivery", "message": "The event is too old."}, status=400)
+    except StaleDelivery as exc:
+        return JsonResponse({"error": "stale_delivery", "message": exc.message}, status=400)
     except DuplicateDelivery:
         return JsonResponse({"status": "duplicate"})
-    except ValueError:
-        return JsonResponse({"error": "invalid_event", "message": "The body is not a tvwidget event."}, status=400)
+    except InvalidPayload as exc:
+        return JsonResponse({"error": "invalid_payload", "message": exc.message}, status=400)
     case = event.service_case or {}
     code = str(case.get("code") or "")
     ended = event.type in ENDS and bool(event.comment)

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 from helpdesk.models import FollowUp, Queue, Ticket
 
-USERNAME, PASSWORD = "agent", "tvwidget-demo"
+from demo_site.demo_login import PASSWORD, USERNAME
 
 
 class Command(BaseCommand):
