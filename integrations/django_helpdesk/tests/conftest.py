@@ -233,6 +233,9 @@ def browser():
     if not os.access(CHROMIUM, os.X_OK):
         skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     expect.set_options(timeout=15_000)
+    # Playwright's sync API keeps an event loop running in this thread; Django then refuses ORM calls from it
+    # unless told that this (single-threaded, test-only) use is fine.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

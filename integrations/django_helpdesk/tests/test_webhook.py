@@ -46,8 +46,8 @@ def test_a_closed_event_becomes_one_private_followup_by_the_agent(client, ticket
     response = deliver(client, event(ticket, by={"id": str(agent.pk), "name": "Alex Morgan"}))
     assert response.status_code == 200 and response.json()["status"] == "received"
     followup = FollowUp.objects.get(ticket=ticket, title__contains="s123-456-789")
-    assert followup.public is False and followup.user == agent and followup.comment == COMMENT
-    assert followup.title == COMMENT.splitlines()[0] and not followup.message_id
+    assert followup.public is False and followup.user == agent and not followup.message_id
+    assert f"{followup.title}\n{followup.comment}" == COMMENT  # headline as the title, the times below
 
 
 def test_an_expired_event_is_attributed_to_the_agent_who_opened_the_case(client, ticket, agent):

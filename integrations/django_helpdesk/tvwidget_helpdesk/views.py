@@ -92,9 +92,10 @@ def webhook(request):
                                                   code=code, ended_code=code or event.id if ended else None)
             ticket = _ticket(event.ticket_id) if ended else None
             if ticket is not None:
+                head, _, rest = event.comment.strip().partition("\n")  # tvwidget's first line is its headline
                 record.followup = FollowUp.objects.create(
-                    ticket=ticket, date=timezone.now(), title=event.comment.splitlines()[0][:200],
-                    comment=event.comment, public=False, user=_agent(case, event.type))
+                    ticket=ticket, date=timezone.now(), title=head[:200], comment=rest.strip() or head,
+                    public=False, user=_agent(case, event.type))
                 record.save(update_fields=["followup"])
             elif ended:
                 log.warning("tvwidget webhook %s: ticket %s is not here; nothing written", event.id, event.ticket_id)

@@ -5,6 +5,8 @@ Demo values only: DEBUG is on and the secret key is public.  TVWIDGET_* come fro
 import os
 from pathlib import Path
 
+from django.contrib.messages import constants as message_constants
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("HELPDESK_SECRET_KEY", "django-helpdesk-demo-only-not-secret-0123456789")
@@ -68,6 +70,8 @@ SITE_ID = 1
 LOGIN_URL = "helpdesk:login"
 LOGIN_REDIRECT_URL = "helpdesk:home"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# django-helpdesk's messages.html renders "alert-<tag>"; Bootstrap's error class is alert-danger.
+MESSAGE_TAGS = {message_constants.ERROR: "danger"}
 
 # django-helpdesk: teams mode needs pinax-teams (not installed); the knowledge base stays on (2.6.1's urls.py
 # uses it unconditionally).
