@@ -123,6 +123,8 @@ def test_the_whole_flow_inside_django_helpdesk(browser, helpdesk, tvwidget, smtp
         expect(alert).to_have_class(re.compile(r"alert-danger"))
         assert Ticket.objects.get(pk=ticket.pk).status == Ticket.OPEN_STATUS
         shoot(page, f"helpdesk-close-refused-{lang}")
+        page.locator("#respond-tab").click()
+        expect(page.locator("#commentBox")).to_have_value("Solved remotely, closing.")  # the reply is kept
 
         # 4. stop (after the note and outcome)
         frame = page.frame_locator(FRAME)

@@ -67,11 +67,15 @@ def test_respond_form_close_is_refused_with_the_message_on_the_ticket_page_then_
                                                                        "comment": "Fixed, closing."}
     followups = FollowUp.objects.filter(ticket=ticket).count()
 
-    refused = staff_client.post(f"/tickets/{ticket.pk}/update/", data, HTTP_REFERER=f"http://testserver/tickets/{ticket.pk}/")
+    refused = staff_client.post(f"/tickets/{ticket.pk}/update/", data,
+                                HTTP_REFERER=f"http://testserver/tickets/{ticket.pk}/")
 
     assert refused.status_code == 302 and refused["Location"] == f"http://testserver/tickets/{ticket.pk}/"
     shown = staff_client.get(refused["Location"]).content.decode()
     assert widget.code() in shown and "cannot be closed" in shown  # django-helpdesk's messages area
+    assert "it is back in the Respond form" in shown  # the reply typed with the close is kept ...
+    assert '<script id="tvwidget-helpdesk-reply" type="application/json">"Fixed, closing."</script>' in shown
+    assert '<script id="tvwidget-helpdesk-reply"' not in staff_client.get(refused["Location"]).content.decode()  # once
     assert status_of(ticket) == OPEN
     assert FollowUp.objects.filter(ticket=ticket).count() == followups and not mail.outbox
 

@@ -16,11 +16,13 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from helpdesk.models import Ticket
 
 from .guard import CloseRefused, check_can_close, current_request
 
 JSON_VIEWS = {"helpdesk:kanban_update"}
+DRAFT_SESSION_KEY = "tvwidget_helpdesk_reply"
 BULK_CLOSE_ACTIONS = {"close", "close_public"}
 
 
@@ -60,7 +62,17 @@ def refusal_response(request, refused: CloseRefused):
         return JsonResponse({"error": refused.error_code, "message": refused.message,
                              "service_case": refused.service_case}, status=409)
     messages.error(request, refused.message)
+    _keep_reply(request, refused)
     return HttpResponseRedirect(_back(request, refused))
+
+
+def _keep_reply(request, refused: CloseRefused) -> None:
+    """The respond form's reply was not saved: keep it for the ticket page to put back (nothing lost)."""
+    comment = request.POST.get("comment", "") if request.method == "POST" else ""
+    if _view_name(request) != "helpdesk:update" or not comment.strip() or not hasattr(request, "session"):
+        return
+    request.session[DRAFT_SESSION_KEY] = {"ticket": str(refused.ticket_id), "comment": comment}
+    messages.info(request, _("Your reply was not sent; it is back in the Respond form."))
 
 
 def _tickets_to_close(request) -> list[int] | None:
