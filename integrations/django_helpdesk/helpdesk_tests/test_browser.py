@@ -25,6 +25,9 @@ except ImportError:  # the browser fixture says why (or fails under TVWIDGET_REQ
     expect = None
 
 pytestmark = pytest.mark.browser
+# Playwright's sync API keeps an event loop running in the test thread; Django refuses ORM calls from such a
+# thread unless told that this single-threaded, test-only use is fine.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("TVWIDGET_UPDATE_SCREENSHOTS") == "1"
