@@ -157,3 +157,30 @@ def test_the_whole_flow_inside_django_helpdesk(browser, helpdesk, tvwidget, smtp
         expect(page.locator('.alert[role="alert"]').filter(has_text=TEXT[lang]["refused"])).to_have_count(0)
     finally:
         context.close()
+
+
+def test_kanban_drag_to_closed_shows_the_message_in_the_boards_toast(browser, helpdesk, tvwidget, open_case):
+    """django-helpdesk's own kanban board: dropping a ticket with an open case on Closed is refused (JSON 409)
+    and the board's toast says why; the ticket stays open."""
+    live_server, user, queue = helpdesk
+    ticket = ticket_for(queue, "en")
+    widget = open_case(ticket, user)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/login/")
+        page.fill('input[name="username"]', "agent")
+        page.fill('input[name="password"]', "pw-agent-123")
+        page.locator('form button[type="submit"], form input[type="submit"]').first.click()
+        page.wait_for_load_state()
+        page.goto(f"{live_server.url}/kanban/?due_weeks=0")  # every ticket, with or without a due date
+        card = page.locator(f'.kanban-card[data-ticket-id="{ticket.pk}"]')
+        card.drag_to(page.locator(f'.kanban-drop-zone[data-status="{Ticket.CLOSED_STATUS}"]'))
+        toast = page.locator("#kanban-toast-msg")
+        expect(toast).to_contain_text(widget.code())
+        expect(toast).to_contain_text("cannot be closed")
+        shoot(page, "helpdesk-kanban-refused-en")
+        assert Ticket.objects.get(pk=ticket.pk).status == Ticket.OPEN_STATUS
+    finally:
+        context.close()

@@ -171,7 +171,7 @@ def test_kanban_drag_gets_json_409(staff_client, agent, make_ticket, open_case):
 
     assert refused.status_code == 409
     body = refused.json()
-    assert body["error"] == "active_service_case" and widget.code() in body["message"]
+    assert body["code"] == "active_service_case" and widget.code() in body["error"]  # the board's toast
     assert body["service_case"]["code"] == widget.code()
     assert status_of(ticket) == OPEN
 
@@ -258,8 +258,8 @@ def test_unreachable_tvwidget_fails_closed_with_a_clear_message(settings, staff_
     ticket = make_ticket()
     response = staff_client.post(f"/tickets/{ticket.pk}/kanban-update/", json.dumps({"status": CLOSED}),
                                  content_type="application/json")
-    assert response.status_code == 409 and response.json()["error"] == "tvwidget_unavailable"
-    assert "could not be reached" in response.json()["message"]
+    assert response.status_code == 409 and response.json()["code"] == "tvwidget_unavailable"
+    assert "could not be reached" in response.json()["error"]
     ticket.status = CLOSED
     with pytest.raises(CloseRefused):
         ticket.save()

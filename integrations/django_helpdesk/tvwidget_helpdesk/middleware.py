@@ -2,7 +2,8 @@
 
 * HTML pages (respond form, accept-and-close, bulk close, merge, Django admin): the message on the page
   the person came from (``django.contrib.messages``; django-helpdesk's and the admin's base templates show it).
-* The kanban board's drag (``kanban-update/``, JSON): ``409 {"error": ..., "message": ...}``.
+* The kanban board's drag (``kanban-update/``, JSON): ``409 {"error": <the message>, "code": ..., "service_case"}``
+  (the board shows ``error`` in its toast).
 * The REST API: DRF itself answers :class:`~tvwidget_helpdesk.guard.CloseRefused` with 409.
 
 Bulk close and merge change several tickets in a loop and django-helpdesk opens no transaction.  This
@@ -59,7 +60,8 @@ def _back(request, refused: CloseRefused) -> str:
 def refusal_response(request, refused: CloseRefused):
     request.tvwidget_close_refused = True  # the middleware rolls back what the view had done
     if _wants_json(request):
-        return JsonResponse({"error": refused.error_code, "message": refused.message,
+        # django-helpdesk's kanban board shows ``error`` as its toast: it carries the sentence for the person.
+        return JsonResponse({"error": refused.message, "code": refused.error_code,
                              "service_case": refused.service_case}, status=409)
     messages.error(request, refused.message)
     _keep_reply(request, refused)
