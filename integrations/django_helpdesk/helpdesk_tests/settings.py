@@ -1,4 +1,7 @@
 """The demo project's settings, with test values (the tvwidget URL is set by the fixture that serves it)."""
+import os
+import tempfile
+
 from demo_site.settings import *  # noqa: F403
 
 TVWIDGET_URL = "http://127.0.0.1:9"  # replaced by the ``tvwidget`` fixture
@@ -7,4 +10,11 @@ TVWIDGET_HOST_API_KEY = "test-host-api-key-0123456789abcdef"
 TVWIDGET_FAIL_OPEN = False
 TVWIDGET_TIMEOUT = 3.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+# A file, not SQLite's shared in-memory database: the live server's thread (tvwidget's webhook) writes while
+# the test reads, and shared-cache memory databases answer "table is locked" at once instead of waiting.
+DATABASES = {"default": {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": os.path.join(tempfile.gettempdir(), "tvwidget-helpdesk.sqlite3"),
+    "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"tvwidget-helpdesk-test-{os.getpid()}.sqlite3")},
+    "OPTIONS": {"timeout": 20},
+}}
