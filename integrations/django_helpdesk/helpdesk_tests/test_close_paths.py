@@ -282,3 +282,30 @@ def test_staff_accept_and_close_link_is_an_upstream_no_op(staff_client, make_tic
     ticket = make_ticket(status=RESOLVED)
     staff_client.get(f"/tickets/{ticket.pk}/?close")
     assert status_of(ticket) == RESOLVED
+
+
+def test_a_wrong_host_api_key_refuses_with_a_message_naming_the_setting(settings, tvwidget, staff_client,
+                                                                       make_ticket):
+    settings.TVWIDGET_HOST_API_KEY = "not-the-key-tvwidget-knows-0123456789"
+    ticket = make_ticket()
+    response = staff_client.post(f"/tickets/{ticket.pk}/kanban-update/", json.dumps({"status": CLOSED}),
+                                 content_type="application/json")
+    assert response.status_code == 409 and "TVWIDGET_HOST_API_KEY" in response.json()["error"]
+    assert status_of(ticket) == OPEN
+
+
+def test_tvwidget_records_the_close_once_it_is_committed(tvwidget, make_ticket,
+                                                         django_capture_on_commit_callbacks):
+    from tvwidget.models import Ticket as TVWidgetTicket
+
+    ticket = make_ticket()
+    ticket.status = CLOSED
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        ticket.save()
+    assert len(callbacks) == 1
+    with tvwidget.app.app_context():
+        from tvwidget.extensions import db
+
+        recorded = db.session.get(TVWidgetTicket, str(ticket.pk))
+        assert recorded is not None and recorded.status == "closed" and recorded.priority == "High"
+        db.session.remove()

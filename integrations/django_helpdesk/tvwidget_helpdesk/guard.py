@@ -57,12 +57,16 @@ def active_case_message(ticket_id, case: dict) -> str:
 
 
 def check_can_close(ticket_id) -> None:
-    """Raise :class:`CloseRefused` unless tvwidget says ticket ``ticket_id`` has no open service case."""
+    """Raise :class:`CloseRefused` unless tvwidget says ticket ``ticket_id`` has no open service case.
+
+    A read (``GET …/service-case``), not the host API's ``close`` call, which also records the ticket closed
+    at tvwidget: a bulk close refused on its third ticket must leave the first two open on both sides.
+    tvwidget learns the new status once the close is committed (:func:`remember_close`).
+    """
     try:
         case = host_client().service_case(str(ticket_id))
     except TVWidgetError as exc:
-        reason = "misconfigured" if isinstance(exc, Unauthorized) else "unreachable"
-        log.warning("tvwidget close guard for ticket %s: %s (%s)", ticket_id, reason, exc.code)
+        log.warning("tvwidget close guard for ticket %s: %s (%s)", ticket_id, exc.code, exc.status)
         if conf.get("TVWIDGET_FAIL_OPEN"):
             request = current_request.get()
             if request is not None:
@@ -70,10 +74,14 @@ def check_can_close(ticket_id) -> None:
                     "TeamViewer (tvwidget) could not be reached to check ticket %(id)s for an open service "
                     "case; it was closed anyway (TVWIDGET_FAIL_OPEN).") % {"id": ticket_id})
             return
-        raise CloseRefused(_(
-            "Ticket %(id)s was not closed: TeamViewer (tvwidget) could not be reached to check for an open "
-            "service case. Nothing was changed; try again in a moment.") % {"id": ticket_id},
-            code="tvwidget_unavailable", ticket_id=ticket_id) from exc
+        if isinstance(exc, Unauthorized):
+            message = _("Ticket %(id)s was not closed: tvwidget refused this helpdesk's host API key, so open "
+                        "TeamViewer service cases cannot be checked. An administrator must correct "
+                        "TVWIDGET_HOST_API_KEY. Nothing was changed.") % {"id": ticket_id}
+        else:
+            message = _("Ticket %(id)s was not closed: TeamViewer (tvwidget) could not be reached to check for "
+                        "an open service case. Nothing was changed; try again in a moment.") % {"id": ticket_id}
+        raise CloseRefused(message, code="tvwidget_unavailable", ticket_id=ticket_id) from exc
     if case:
         raise CloseRefused(active_case_message(ticket_id, case), ticket_id=ticket_id, service_case=case)
 
