@@ -74,6 +74,15 @@ def shoot(page, name):
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, animations="disabled")
 
 
+def log_in(page, base_url):
+    """Log in as the agent through django-helpdesk's own login page."""
+    page.goto(f"{base_url}/login/")
+    page.fill('input[name="username"]', "agent")
+    page.fill('input[name="password"]', "pw-agent-123")
+    page.locator('form button[type="submit"], form input[type="submit"]').first.click()
+    page.wait_for_load_state()
+
+
 def respond(page, status_value: int, comment: str):
     """Close (or otherwise update) the ticket with django-helpdesk's own respond form."""
     page.locator("#respond-tab").click()
@@ -93,12 +102,7 @@ def test_the_whole_flow_inside_django_helpdesk(browser, helpdesk, tvwidget, smtp
     context.set_default_timeout(15_000)
     page = context.new_page()
     try:
-        # django-helpdesk's own login page
-        page.goto(f"{live_server.url}/login/")
-        page.fill('input[name="username"]', "agent")
-        page.fill('input[name="password"]', "pw-agent-123")
-        page.locator('form button[type="submit"], form input[type="submit"]').first.click()
-        page.wait_for_load_state()
+        log_in(page, live_server.url)  # django-helpdesk's own login page
         page.goto(f"{live_server.url}/tickets/{ticket.pk}/")
 
         # 1. the widget is idle in the ticket (a cross-site frame: localhost page, 127.0.0.1 widget)
@@ -169,11 +173,7 @@ def test_kanban_drag_to_closed_shows_the_message_in_the_boards_toast(browser, he
     context.set_default_timeout(15_000)
     page = context.new_page()
     try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill('input[name="username"]', "agent")
-        page.fill('input[name="password"]', "pw-agent-123")
-        page.locator('form button[type="submit"], form input[type="submit"]').first.click()
-        page.wait_for_load_state()
+        log_in(page, live_server.url)
         page.goto(f"{live_server.url}/kanban/?due_weeks=0")  # every ticket, with or without a due date
         card = page.locator(f'.kanban-card[data-ticket-id="{ticket.pk}"]')
         card.drag_to(page.locator(f'.kanban-drop-zone[data-status="{Ticket.CLOSED_STATUS}"]'))
@@ -182,5 +182,26 @@ def test_kanban_drag_to_closed_shows_the_message_in_the_boards_toast(browser, he
         expect(toast).to_contain_text("cannot be closed")
         shoot(page, "helpdesk-kanban-refused-en")
         assert Ticket.objects.get(pk=ticket.pk).status == Ticket.OPEN_STATUS
+    finally:
+        context.close()
+
+
+def test_a_superuser_reaches_tvwidgets_admin_area_from_the_ticket_page(browser, helpdesk, tvwidget):
+    live_server, user, queue = helpdesk
+    user.is_superuser = True
+    user.save()
+    ticket = ticket_for(queue, "en")
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        log_in(page, live_server.url)
+        page.goto(f"{live_server.url}/tickets/{ticket.pk}/")
+        with context.expect_page() as opened:
+            page.locator('[data-tvwidget-helpdesk="admin-link"]').click()
+        admin = opened.value
+        admin.wait_for_load_state()
+        assert admin.url.startswith(f"{tvwidget.url}/embed/admin/")
+        expect(admin.locator('[data-tvwidget-action="revoke"]')).to_be_visible()  # the TeamViewer connection
     finally:
         context.close()

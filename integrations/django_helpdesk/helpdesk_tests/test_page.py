@@ -66,3 +66,22 @@ def test_the_include_for_hosts_that_override_the_ticket_template(agent, make_tic
     html = Template("{% load tvwidget_helpdesk %}{% tvwidget_panel ticket %}").render(
         Context({"ticket": make_ticket(), "request": request}))
     assert "data-tvwidget-embed" in html and "/embed/embed.js" in html
+
+
+def test_the_admin_link_opens_tvwidgets_admin_area(client, superuser, tvwidget):
+    import requests
+
+    client.force_login(superuser)
+    opened = requests.get(client.get("/tvwidget/admin/")["Location"], timeout=10, allow_redirects=False)
+    # tvwidget accepted the admin token: its admin session starts and it sends the browser into the area
+    assert opened.status_code == 303 and "/embed/admin/" in opened.headers["Location"]
+    assert "Set-Cookie" in opened.headers
+
+
+def test_agents_token_cannot_open_tvwidgets_admin_area(agent, tvwidget):
+    import requests
+
+    from tvwidget_helpdesk.views import launch_token
+
+    refused = requests.get(f"{tvwidget.url}/embed/admin", params={"token": launch_token(agent, ttl=60)}, timeout=10)
+    assert refused.status_code in (401, 403)
