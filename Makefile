@@ -32,12 +32,16 @@ run: $(STAMP)
 run-helpdesk: $(STAMP)
 	PORT=$(PORT) HELPDESK_PORT=$(HELPDESK_PORT) $(BIN)/python integrations/django_helpdesk/demo/run.py
 
-# tvwidget's suite, then the django-helpdesk integration's (Django settings of its own: a second pytest);
-# both always run, and either failing fails the target.
+# tvwidget's suite, then the django-helpdesk integration's (Django settings of its own: a second pytest, on
+# SQLite, and again on PostgreSQL when TVWIDGET_TEST_POSTGRES_URL is set); all run, any failing fails the target.
 test: $(STAMP)
 	status=0; \
 	$(BIN)/python -m pytest -p no:django || status=$$?; \
 	(cd integrations/django_helpdesk && ../../$(BIN)/python -m pytest) || status=$$?; \
+	if [ -n "$$TVWIDGET_TEST_POSTGRES_URL" ]; then \
+	  (cd integrations/django_helpdesk && HELPDESK_TEST_POSTGRES=1 ../../$(BIN)/python -m pytest -m "not slow") \
+	    || status=$$?; \
+	fi; \
 	exit $$status
 
 # Re-extract messages, merge them into the catalogs and compile (commit the result).

@@ -18,3 +18,14 @@ DATABASES = {"default": {
     "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"tvwidget-helpdesk-test-{os.getpid()}.sqlite3")},
     "OPTIONS": {"timeout": 20},
 }}
+
+# HELPDESK_TEST_POSTGRES=1 with TVWIDGET_TEST_POSTGRES_URL (as `make test` and CI set them): the same tests on
+# PostgreSQL; Django creates and drops its own test_<name> database beside that one.
+if os.environ.get("HELPDESK_TEST_POSTGRES") == "1" and os.environ.get("TVWIDGET_TEST_POSTGRES_URL"):
+    from urllib.parse import urlsplit
+
+    _url = urlsplit(os.environ["TVWIDGET_TEST_POSTGRES_URL"])
+    DATABASES = {"default": {
+        "ENGINE": "django.db.backends.postgresql", "NAME": _url.path.lstrip("/"), "USER": _url.username or "",
+        "PASSWORD": _url.password or "", "HOST": _url.hostname or "", "PORT": str(_url.port or ""),
+    }}
