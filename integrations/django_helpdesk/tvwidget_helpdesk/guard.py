@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from helpdesk.models import Ticket
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from tvwidget_host import TVWidgetError, Unauthorized
+from tvwidget_host import TVWidgetError, Unauthorized, Unavailable
 
 from . import conf, mapping
 from .client import host_client
@@ -63,13 +63,20 @@ def check_can_close(ticket_id) -> None:
     at tvwidget: a bulk close refused on its third ticket must leave the first two open on both sides.
     tvwidget learns the new status once the close is committed (:func:`remember_close`).
     """
+    request = current_request.get()
+    fail_open = conf.get("TVWIDGET_FAIL_OPEN")
     try:
+        if fail_open and getattr(request, "tvwidget_unreachable", False):
+            # Already unreachable in this request (a bulk close): do not wait for it once per ticket.
+            raise Unavailable("tvwidget was unreachable earlier in this request", code="unavailable")
         case = host_client().service_case(str(ticket_id))
     except TVWidgetError as exc:
         log.warning("tvwidget close guard for ticket %s: %s (%s)", ticket_id, exc.code, exc.status)
-        if conf.get("TVWIDGET_FAIL_OPEN"):
-            request = current_request.get()
-            if request is not None:
+        if fail_open:
+            warned = getattr(request, "tvwidget_warned", set())
+            if request is not None and str(ticket_id) not in warned:  # asked twice in bulk close: said once
+                request.tvwidget_unreachable = True
+                request.tvwidget_warned = warned | {str(ticket_id)}
                 messages.warning(request, _(
                     "TeamViewer (tvwidget) could not be reached to check ticket %(id)s for an open service "
                     "case; it was closed anyway (TVWIDGET_FAIL_OPEN).") % {"id": ticket_id})
@@ -106,6 +113,8 @@ def remember_close(sender, instance, raw=False, **kwargs):
     claim = mapping.ticket_claim(instance)
 
     def tell():
+        if getattr(current_request.get(), "tvwidget_unreachable", False):
+            return  # it could not even be asked; the next launch token carries the status anyway
         try:
             host_client().put_ticket(claim["id"], claim)
         except TVWidgetError as exc:  # only a record for tvwidget's reports; the close stands
