@@ -8,12 +8,15 @@ deliveries that server really sends to the kit's example host
 import importlib.util
 import io
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import tomllib
+import zipfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,13 +26,21 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-import tvwidget_host as tv
+from .conftest import EMBED_SECRET, HOST_API_KEY, REQUIRE_ALL, Widget, connect, free_port, skip_or_fail
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, free_port
+try:
+    import tvwidget_host as tv
+except ImportError:  # a virtualenv made before the kit existed
+    if REQUIRE_ALL:
+        raise
+    pytest.skip("the host kit is not installed: pip install -e clients/python (make install does it)",
+                allow_module_level=True)
 from .live import serve
 
 KIT = Path(__file__).resolve().parents[1] / "clients" / "python"
 EXAMPLE = KIT / "examples" / "flask_host.py"
+# Tests about the kit's own checks need one real tvwidget, not one per database engine.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 TICKET = {"id": "HD-7", "subject": "Printer offline", "requester": {"name": "Jo Doe", "email": "jo@example.com"},
           "category": "Printer", "type": "Incident", "priority": "High", "source": "Email", "status": "open"}
 
@@ -84,6 +95,14 @@ class Stage:
         self.api = tv.HostClient(tvwidget_url, HOST_API_KEY, timeout=30)
 
 
+def load_example_host():
+    """Import the example host afresh (it reads its settings from the environment at import)."""
+    spec = importlib.util.spec_from_file_location("tvwidget_example_host", EXAMPLE)
+    host = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(host)
+    return host
+
+
 @pytest.fixture
 def stage(app_factory, monkeypatch):
     recorder = Recorder()
@@ -94,9 +113,7 @@ def stage(app_factory, monkeypatch):
             monkeypatch.setenv("TVWIDGET_URL", tvwidget_url)
             monkeypatch.setenv("TVWIDGET_EMBED_SECRET", EMBED_SECRET)
             monkeypatch.setenv("TVWIDGET_HOST_API_KEY", HOST_API_KEY)
-            spec = importlib.util.spec_from_file_location("tvwidget_example_host", EXAMPLE)
-            host = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(host)
+            host = load_example_host()
             recorder.app = host.app
             stage = Stage(tvwidget_url, host_url, host, recorder)
             yield stage
@@ -120,6 +137,7 @@ def test_the_kit_depends_on_pyjwt_and_requests_only():
 
 # -- launch tokens ---------------------------------------------------------------------------------
 
+@SQLITE_ONLY
 def test_a_signed_token_launches_the_widget_and_an_admin_token_opens_the_admin_area(app):
     connect(app)
     with serve(app) as base_url:
@@ -233,6 +251,7 @@ def test_the_example_host_refuses_to_close_while_a_case_is_open_and_gets_the_com
     assert api.report(today, today, technician="someone-else")["total_sessions"] == 0
 
 
+@SQLITE_ONLY
 def test_webhook_forged_stale_and_duplicate_deliveries_are_refused(stage):
     api = stage.api
     api.put_ticket("HD-8", TICKET | {"id": "HD-8"})
@@ -295,6 +314,7 @@ def test_a_signed_body_that_is_not_an_event_is_refused():
 
 # -- faults and refusals of the host API --------------------------------------------------------------
 
+@SQLITE_ONLY
 def test_a_wrong_key_is_unauthorized_and_bad_data_a_bad_request(app):
     with serve(app) as base_url:
         with tv.HostClient(base_url, "not-the-key", timeout=30) as stranger, pytest.raises(tv.Unauthorized) as exc:
@@ -304,10 +324,15 @@ def test_a_wrong_key_is_unauthorized_and_bad_data_a_bad_request(app):
 
         api = tv.HostClient(base_url + "/", HOST_API_KEY, timeout=30)
         with pytest.raises(tv.BadRequest) as bad:
-            api.put_ticket("T-1", {"subject": 5})
-        assert bad.value.status == 400 and bad.value.code == "invalid_ticket" and "subject" in bad.value.message
-        with pytest.raises(tv.BadRequest, match="'from' must not be after 'to'"):
             api.report(date(2026, 2, 1), date(2026, 1, 1))
+        assert bad.value.status == 400 and bad.value.code == "invalid_parameter"
+        assert bad.value.message == "'from' must not be after 'to'."
+        with pytest.raises(tv.BadRequest, match="too long"):
+            api.report(date(2026, 1, 1), date(2026, 1, 1), technician="x" * 101)
+        with pytest.raises(ValueError, match=re.escape("ticket has unknown keys ['requestor']")):
+            api.put_ticket("T-1", {"requestor": {"name": "Jo"}})  # tvwidget would ignore the key: the kit refuses
+        with pytest.raises(ValueError, match="differs from ticket_id"):
+            api.put_ticket("T-1", {"id": "T-2"})
         with pytest.raises(ValueError, match="date_from must be a date"):
             api.report(datetime(2026, 1, 1, tzinfo=timezone.utc), date(2026, 1, 1))
 
@@ -324,6 +349,14 @@ def test_a_wrong_key_is_unauthorized_and_bad_data_a_bad_request(app):
         assert missing.value.code == "not_found"
 
 
+def test_the_example_host_refuses_a_close_when_tvwidget_cannot_be_reached(monkeypatch):
+    monkeypatch.setenv("TVWIDGET_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TVWIDGET_EMBED_SECRET", EMBED_SECRET)
+    monkeypatch.setenv("TVWIDGET_HOST_API_KEY", HOST_API_KEY)
+    response = load_example_host().app.test_client().post("/tickets/HD-7/close")
+    assert response.status_code == 503 and "cannot be reached" in response.json["error"]
+
+
 def test_no_answer_or_a_garbage_answer_is_unavailable():
     with pytest.raises(tv.Unavailable) as refused:
         tv.HostClient(f"http://127.0.0.1:{free_port()}", HOST_API_KEY).service_case("T-1")
@@ -334,6 +367,8 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
     server.expect_request("/api/v1/tickets/T-1/service-case").respond_with_data("<html>hi</html>", 200)
     server.expect_request("/api/v1/tickets/T-1/close").respond_with_data("Bad gateway", 502)
     server.expect_request("/api/v1/tickets/T-1/comments").respond_with_json({"no": "comments"})
+    server.expect_request("/api/v1/tickets/T-3/comments").respond_with_data(
+        "", 308, headers={"Location": "https://tvwidget.example/api/v1/tickets/T-3/comments"})
     server.expect_request("/api/v1/tickets/T-2/close").respond_with_handler(
         lambda request: (release.wait(5), Response("{}", 200))[1])
     server.start()
@@ -347,6 +382,9 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
         assert gateway.value.status == 502
         with pytest.raises(tv.Unavailable):
             api.comments("T-1")
+        with pytest.raises(tv.Unavailable, match="redirected GET .* to https://tvwidget.example/") as moved:
+            api.comments("T-3")  # an http:// base_url behind an https redirect: the key is not sent on
+        assert moved.value.code == "redirected" and moved.value.status == 308
         started = time.monotonic()
         with pytest.raises(tv.Unavailable) as slow:
             api.close_ticket("T-2")
@@ -355,3 +393,99 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
         release.set()
         server.clear()
         server.stop()
+
+
+# -- the curl/openssl recipe in docs/host-contract.md, run as written ----------------------------------
+
+CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "host-contract.md"
+
+
+def recipe(name: str) -> str:
+    """Return the shell block that follows ``<!-- recipe: name -->`` in the contract document."""
+    match = re.search(rf"<!-- recipe: {name} -->\n```sh\n(.*?)```", CONTRACT.read_text(), re.S)
+    assert match, f"docs/host-contract.md has no recipe {name!r}"
+    return match.group(1)
+
+
+def run_recipe(name: str, stage, tmp_path, **env) -> str:
+    for tool in ("bash", "openssl", "curl"):
+        if shutil.which(tool) is None:
+            skip_or_fail(f"the shell recipe needs {tool}")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe(name)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "TVWIDGET_URL": stage.tvwidget_url, "TVWIDGET_EMBED_SECRET": EMBED_SECRET,
+             "TVWIDGET_HOST_API_KEY": HOST_API_KEY, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@SQLITE_ONLY
+def test_the_shell_recipe_signs_a_token_tvwidget_accepts_guards_the_close_and_verifies_a_webhook(stage, tmp_path):
+    assert run_recipe("token", stage, tmp_path).strip() == "200"
+
+    widget = launch_widget(stage.tvwidget_url, tv.sign_launch_token(
+        EMBED_SECRET, sub="42", name="Alex", email="alex@example.com", ticket=TICKET))
+    widget.play()
+    refused, comments = run_recipe("api", stage, tmp_path).splitlines()
+    assert json.loads(refused)["error"] == "active_service_case"
+    assert json.loads(refused)["service_case"]["code"] == widget.field("session-code")
+    assert json.loads(comments) == {"comments": []}
+
+    delivery = stage.recorder.wait_for(1)[0]
+    (tmp_path / "body.json").write_bytes(delivery["body"])
+    assert run_recipe("webhook", stage, tmp_path, SIGNATURE=delivery["signature"]).strip() == "signature valid"
+    (tmp_path / "body.json").write_bytes(delivery["body"].replace(b"HD-7", b"HD-8"))
+    assert run_recipe("webhook", stage, tmp_path, SIGNATURE=delivery["signature"]).strip() == "forged"
+
+
+def test_the_readme_shows_the_example_host_the_suite_runs():
+    readme = (KIT / "README.md").read_text()
+    assert "```python\n" + EXAMPLE.read_text() + "```" in readme
+
+
+KIT_SMOKE = '''
+import importlib.util, sys
+import tvwidget_host as tv
+assert tv.__file__.startswith(sys.argv[1]), tv.__file__
+assert importlib.util.find_spec("flask") is None, "flask came along with the kit"
+token = tv.sign_launch_token("s" * 32, sub="1", name="A", email="a@example.com", ticket={"id": "T-1"})
+body = b'{"id":"e1","event":"service_case.opened","occurred_at":"2026-12-03T10:00:00Z","ticket_id":"T-1",' \\
+       b'"service_case":{"code":"s1"},"comment":null}'
+event = tv.verify_webhook(body, tv.signature(body, "s" * 32), "s" * 32)
+print("KIT SMOKE OK", event.type, len(token.split(".")))
+'''
+
+
+@pytest.mark.slow
+def test_the_kit_builds_a_wheel_that_installs_with_only_its_two_dependencies(tmp_path):
+    source, dist = tmp_path / "src", tmp_path / "dist"
+    shutil.copytree(KIT, source, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
+    command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)]
+    result = None
+    if importlib.util.find_spec("setuptools"):
+        result = subprocess.run([*command, "--no-isolation"], capture_output=True, text=True, timeout=300)
+    if result is None or result.returncode != 0:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)  # isolated: from the index
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (wheel,) = dist.glob("tvwidget_host-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert {"tvwidget_host/__init__.py", "tvwidget_host/client.py", "tvwidget_host/tokens.py",
+            "tvwidget_host/webhook.py", "tvwidget_host/errors.py", "tvwidget_host/py.typed"} <= names
+    assert not [n for n in names if n.startswith(("tvwidget/", "examples/", "tests/"))]
+    requires = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+    assert requires == ["PyJWT>=2.4", "requests>=2.28"]
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TVWIDGET_", "VIRTUAL_ENV", "PYTHONHOME"))}
+    env |= {"PYTHONPATH": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    python = str(venv / "bin" / "python")
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout[-4000:] + install.stderr[-4000:]
+    smoke = subprocess.run([python, "-c", KIT_SMOKE, str(venv)], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert smoke.returncode == 0, smoke.stdout[-4000:] + smoke.stderr[-4000:]
+    assert "KIT SMOKE OK service_case.opened 3" in smoke.stdout

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import requests
 
 from .errors import (ActiveServiceCase, BadRequest, NotFound, TVWidgetError, Unauthorized, Unavailable)
+from .tokens import ticket_claim
 
 API_PREFIX = "/api/v1"
 
@@ -55,10 +56,17 @@ class HostClient:
     # -- the calls ---------------------------------------------------------
 
     def put_ticket(self, ticket_id: str, fields: Mapping[str, Any]) -> dict:
-        """Create or update the ticket's fields (the launch token's ``ticket`` shape); return ``{"id", "status"}``."""
+        """Create or update the ticket's fields (the launch token's ``ticket`` shape); return ``{"id", "status"}``.
+
+        Fields left out are cleared.  Raises ValueError for what ``sign_launch_token`` refuses in a ticket.
+        """
         if not isinstance(fields, Mapping):
             raise ValueError(f"fields must be a dict, not {type(fields).__name__}")
-        return self._call("PUT", self._ticket_path(ticket_id), json=dict(fields))
+        path = self._ticket_path(ticket_id)
+        if "id" in fields and str(fields["id"]) != str(ticket_id):
+            raise ValueError(f"fields['id'] {fields['id']!r} differs from ticket_id {ticket_id!r}")
+        # The token's checks: a misspelt key (tvwidget would ignore it) is an error here, not a lost field.
+        return self._call("PUT", path, json=ticket_claim({**fields, "id": ticket_id}))
 
     def service_case(self, ticket_id: str) -> dict | None:
         """Return the ticket's valid service case, or None when it has none."""
@@ -134,6 +142,10 @@ class HostClient:
                 raise Unavailable(f"tvwidget at {self.base_url} answered {method} {path} with something that is "
                                   "not its JSON (is base_url right?).", code="bad_reply", status=status)
             return body
+        if 300 <= status < 400:
+            raise Unavailable(f"tvwidget at {self.base_url} redirected {method} {path} to "
+                              f"{response.headers.get('Location', '?')}; use tvwidget's own address as base_url.",
+                              code="redirected", status=status)
         raise _error(status, body, self.base_url)
 
 

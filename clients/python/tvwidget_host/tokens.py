@@ -32,7 +32,7 @@ def _optional_string(value: Any, what: str, *, limit: int) -> str | None:
     return None if value is None else _string(value, what, limit=limit)
 
 
-def _ticket(ticket: Mapping[str, Any]) -> dict:
+def ticket_claim(ticket: Mapping[str, Any]) -> dict:
     """Return the token's ``ticket`` claim for ``ticket``, or raise ValueError naming the problem."""
     if not isinstance(ticket, Mapping):
         raise ValueError(f"ticket must be a dict, not {type(ticket).__name__}")
@@ -127,7 +127,7 @@ def sign_launch_token(secret: str | bytes, *, sub: str, name: str, email: str, r
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     claims["role"] = role
     if ticket is not None:
-        claims["ticket"] = _ticket(ticket)
+        claims["ticket"] = ticket_claim(ticket)
     if locale is not None:
         if locale not in LOCALES:
             raise ValueError(f"locale must be one of {LOCALES} or None, not {locale!r}")
