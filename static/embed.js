@@ -50,6 +50,7 @@
   // A fresh frame per launch: a second POST into the same frame would leave a
   // history entry that "back" could only show as a resubmission error.
   function launch(element) {
+    mounts = mounts.filter(function (mount) { return mount.element.isConnected; });
     var token = element.getAttribute("data-tvwidget-token");
     var mount = mountOf(element);
     if (!token || (mount && mount.token === token)) { return; }

@@ -7,10 +7,12 @@ import time
 import uuid
 from pathlib import Path
 
+import flask_migrate
 import jwt
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tvwidget import create_app
 from tvwidget.extensions import db
@@ -271,6 +273,33 @@ def launch(client):
         assert response.status_code == 200, response.text
         return Widget(client, response.text)
     return do
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    """Serve the demo on a free port and yield ``(host_base, widget_base)``: two names, two sites."""
+    for name in ("TVWIDGET_SQLALCHEMY_DATABASE_URI", "TVWIDGET_TEAMVIEWER_API_URL", "TVWIDGET_FRAME_ANCESTORS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TVWIDGET_ENV", "demo")
+    port = free_port()
+    app = create_app({
+        "ENV": "demo",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
+        "TEAMVIEWER_API_URL": f"http://127.0.0.1:{port}/sandbox/api/v1",
+    })
+    with app.app_context():
+        flask_migrate.upgrade()
+    result = app.test_cli_runner().invoke(args=["tvwidget", "demo-setup"])
+    assert result.exit_code == 0, result.output
+    assert "Demo ready" in result.output
+    try:
+        with serve(DispatcherMiddleware(app, {"/sandbox": create_sandbox_app()}), port=port):
+            # The host page on one name, the widget on the other (views/demo.py swaps them).
+            yield f"http://localhost:{port}", f"http://127.0.0.1:{port}"
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ WIDGET = "#tvwidget-widget"
 PLAY = '[data-tvwidget-action="play"]'
 STOP = '[data-tvwidget-action="stop"]'
 CONFIRM_STOP = '[data-tvwidget-action="confirm-stop"]'
-FRAME = "#tv iframe"
+FRAME = "[data-tvwidget-embed] iframe"
 EVENTS = ("case-opened", "case-closed", "case-expired", "email-status", "token-needed")
 AGENTS = {
     "en": {"sub": "agent-1", "name": "Alex Morgan", "email": "alex.morgan@helpdesk.example", "tz": "Europe/London"},
@@ -351,6 +351,8 @@ def test_case_events_bubble_with_their_detail_and_the_token_is_in_no_url(host, s
     assert expired["detail"] == {"ticketId": "T-EV", "code": second, "state": "expired",
                                  "comment": comments[-1]["body"]}
     assert "expired" in expired["detail"]["comment"]
+    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "expired")
+    settled_height(page, frame)
     assert [e["name"] for e in events(page)] == ["case-opened", "email-status", "case-closed", "case-opened",
                                                  "email-status", "case-expired"]
 
@@ -373,7 +375,7 @@ def test_token_needed_when_the_credential_expires_and_a_new_token_relaunches(hos
     serve_tvwidget(WIDGET_CREDENTIAL_MAX_AGE=2)
     page.goto(host.url("T-TOK"))
     frame = in_state(page, "idle")
-    time.sleep(2.5)
+    time.sleep(3.2)  # the credential's age counts in whole seconds: past 2 for sure
     frame.locator(PLAY).click()
     needed = wait_for_event(page, "token-needed")
     assert needed["target"] == "tv" and needed["bubbles"]
@@ -471,3 +473,68 @@ def test_a_plain_iframe_still_works_and_hears_nothing(host, serve_tvwidget, page
     time.sleep(0.3)
     assert page.evaluate("() => window.__tvwidget.messages") == []
     assert page.locator("#plain").get_attribute("height") == "440"
+
+
+def test_the_demo_ticket_page_embeds_with_the_script_and_adds_the_comment_live(demo, page, context):
+    """The demo helpdesk (``make run``) uses the two lines under its own strict CSP; its own script adds
+    tvwidget's comment to the ticket's timeline from the case-closed event, without a reload."""
+    host_base, widget_base = demo
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(f"{host_base}/demo/ticket/DEMO-1001?lang=en")
+    frame = in_state(page, "idle")
+    assert frame.url == f"{widget_base}/embed/widget"
+    settled_height(page, frame)
+    expect(page.locator("[data-demo-comment]")).to_have_count(0)
+    frame.locator(PLAY).click()
+    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "open")
+    settled_height(page, frame)
+    code = frame.locator('[data-tvwidget-field="session-code"]').inner_text().strip()
+    stop_case(frame)
+    expect(page.locator("[data-demo-comment]")).to_have_count(1)
+    expect(page.locator("[data-demo-comment] pre")).to_contain_text(f"TeamViewer service case {code} closed by")
+    settled_height(page, frame)
+    assert violations == []
+
+
+LAUNCH_AS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>Launch as</title></head>
+<body>
+<iframe name="tvwidget-frame" title="TeamViewer" style="border:0;width:360px;height:600px"></iframe>
+<form id="launch" method="post" action="{{ base }}/embed/widget" target="tvwidget-frame">
+  <input type="hidden" name="token" value="{{ token }}">
+  <input type="hidden" name="host_origin" value="{{ origin }}">
+</form>
+</body></html>
+"""
+
+
+def test_the_widget_posts_only_to_the_origin_it_was_launched_for(host, serve_tvwidget, page, smtp):
+    """A page launching the widget for *another* allowed origin (its Origin header withheld by
+    ``no-referrer``) hears nothing from it: the widget posts to that origin only, never to "*".
+    The same page launching it for its own origin hears the widget (the control)."""
+    other = Flask("other_helpdesk")
+    with serve(other) as other_url:
+        other_origin = other_url.replace("http://127.0.0.1:", "http://localhost:")
+        serve_tvwidget(FRAME_ANCESTORS=f"{host.origin} {other_origin}")
+
+        @host.app.get("/launch-as")
+        def launch_as():
+            return render_template_string(LAUNCH_AS_PAGE, base=host.base, token=host.token(request.args["ticket"]),
+                                          origin=request.args["origin"])
+
+        for origin, heard in ((other_origin, False), (host.origin, True)):
+            page.goto(f"{host.origin}/launch-as?origin={origin}&ticket=T-AS-{heard}")
+            page.evaluate("() => document.getElementById('launch').submit()")
+            frame = page.frame_locator("iframe")
+            expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-host-origin", origin)
+            expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "idle")
+            frame.locator(PLAY).click()  # a case event and height changes: messages for the launch origin
+            expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "open")
+            if heard:
+                page.wait_for_function("() => window.__tvwidget.messages.some(m => m.data.event === 'case-opened')")
+                assert {m["origin"] for m in page.evaluate("() => window.__tvwidget.messages")} == {host.base}
+            else:
+                time.sleep(0.5)
+                assert page.evaluate("() => window.__tvwidget.messages") == []

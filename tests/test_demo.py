@@ -1,6 +1,6 @@
 """The demo (`make run`) over real HTTP: host page, cross-site widget, sandbox, outbox, close guard (issue 2).
 
-The server is built the way ``tvwidget.demo_host.main()`` builds it: the
+The server (the ``demo`` fixture in conftest) is built the way ``tvwidget.demo_host.main()`` builds it: the
 tvwidget app in demo mode with the TeamViewer sandbox mounted at ``/sandbox``
 of the same server, which the widget reaches over HTTP.
 """
@@ -9,17 +9,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-import flask_migrate
-import pytest
 import requests
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
-
-from tvwidget import create_app
-from tvwidget.extensions import db
-from tvwidget.sandbox import create_sandbox_app
-
-from .conftest import free_port
-from .live import serve
 
 TICKET = "DEMO-1001"
 HX_HEADERS_RE = re.compile(r"hx-headers='([^']*)'")
@@ -31,33 +21,6 @@ EMBED_SCRIPT_RE = re.compile(r'<script src="([^"]+/embed/embed\.js\?v=[0-9a-f]+)
 EMBED_TOKEN_RE = re.compile(r'data-tvwidget-embed data-tvwidget-token="([^"]+)"')
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLOSE_RESULT_RE = re.compile(r'data-demo-close-status="(\d+)">([^<]*)<')
-
-
-@pytest.fixture
-def demo(tmp_path, monkeypatch):
-    """Serve the demo on a free port and yield ``(host_base, widget_base)``: two names, two sites."""
-    for name in ("TVWIDGET_SQLALCHEMY_DATABASE_URI", "TVWIDGET_TEAMVIEWER_API_URL", "TVWIDGET_FRAME_ANCESTORS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TVWIDGET_ENV", "demo")
-    port = free_port()
-    app = create_app({
-        "ENV": "demo",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
-        "TEAMVIEWER_API_URL": f"http://127.0.0.1:{port}/sandbox/api/v1",
-    })
-    with app.app_context():
-        flask_migrate.upgrade()
-    result = app.test_cli_runner().invoke(args=["tvwidget", "demo-setup"])
-    assert result.exit_code == 0, result.output
-    assert "Demo ready" in result.output
-    try:
-        with serve(DispatcherMiddleware(app, {"/sandbox": create_sandbox_app()}), port=port):
-            # The host page on one name, the widget on the other (views/demo.py swaps them).
-            yield f"http://localhost:{port}", f"http://127.0.0.1:{port}"
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def _widget_call(http, url, fragment, data):

@@ -3,11 +3,15 @@ and the events a response announces.  The browser side is tests/test_browser_emb
 import html
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tvwidget import host
+from tvwidget.extensions import db
+from tvwidget.models import ServiceCase, utcnow
 from tvwidget.views.widget import EMBED_SCRIPT_CACHE, EMBED_SCRIPT_VERSIONED_CACHE
 
 from .conftest import Widget, connect, make_token
@@ -145,3 +149,34 @@ def test_spent_or_expired_credentials_and_tokens_ask_the_host_for_a_new_token(co
     widget = Widget(client, first.text)
     cross = widget.post("play", **{"Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403 and events_of(cross.text) == []
+
+
+def test_replace_announces_the_old_case_closed_and_the_new_one_opened(connected_app, smtp):
+    widget, _ = embed_launch(connected_app, "https://helpdesk.example")
+    widget.play()
+    old_code = widget.field("session-code")
+    values = json.loads(html.unescape(re.search(
+        r'data-tvwidget-action="replace"\s+hx-post="[^"]+"\s+hx-vals=\'([^\']+)\'', widget.html).group(1)))
+    assert widget.post("replace", values).status_code == 200
+    new_code = widget.field("session-code")
+    announced = events_of(widget.html)
+    assert [(e["event"], e["detail"]["code"], e["detail"]["state"]) for e in announced] == [
+        ("case-closed", old_code, "closed"), ("case-opened", new_code, "open"), ("email-status", new_code, "open")]
+    assert "Replaced by a new service case" in announced[0]["detail"]["comment"]
+
+
+def test_a_stop_that_finds_the_case_expired_announces_the_expiry(connected_app, smtp):
+    widget, _ = embed_launch(connected_app, "https://helpdesk.example")
+    widget.play()
+    code = widget.field("session-code")
+    with connected_app.app_context():
+        db.session.execute(sa.update(ServiceCase).values(valid_until=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+    refused = widget.stop()
+    assert refused.status_code == 409 and widget.state() == "expired"
+    [expired] = events_of(widget.html)
+    assert expired["event"] == "case-expired" and expired["detail"]["code"] == code
+    assert expired["detail"]["comment"].startswith(f"TeamViewer service case {code} expired")
+    # Refused for another reason (nothing left to stop): no event.
+    widget.stop()
+    assert events_of(widget.html) == []
