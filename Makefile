@@ -1,4 +1,4 @@
-# The two commands: `make run` (the demo) and `make test` (the whole suite).
+# The commands: `make run` (the demo), `make run-helpdesk` (the same in django-helpdesk) and `make test` (all suites).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
