@@ -31,13 +31,24 @@ def _pins() -> dict:
     return pins
 
 
+# The repository's own packages (installed editable, so not in the lock) and the extras the Makefile installs.
+PROJECTS = {"tvwidget": EXTRAS, "tvwidget-host": (), "tvwidget-django-helpdesk": ("test",)}
+
+
 def _tvwidget_requirements() -> list[Requirement]:
-    """tvwidget's own requirements with the extras the two commands install, for this interpreter."""
+    """The third-party requirements of the repository's packages, with the extras installed, for this interpreter."""
     wanted = []
-    for text in metadata.requires("tvwidget") or ():
+    for project, extras in PROJECTS.items():
+        wanted += _requirements(project, extras)
+    return [r for r in wanted if canonicalize_name(r.name) not in PROJECTS]
+
+
+def _requirements(project: str, extras: tuple) -> list[Requirement]:
+    wanted = []
+    for text in metadata.requires(project) or ():
         requirement = Requirement(text)
         marker = requirement.marker
-        if marker is None or any(marker.evaluate({"extra": extra}) for extra in ("", *EXTRAS)):
+        if marker is None or any(marker.evaluate({"extra": extra}) for extra in ("", *extras)):
             wanted.append(requirement)
     return wanted
 
