@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
-from .. import cases, connections, hotpath, i18n, live, mail, outbox, webhook
+from .. import cases, connections, hotpath, i18n, live, mail, metrics, outbox, webhook
 from ..database import on_outage
 from ..extensions import db
 from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential,
@@ -185,6 +185,7 @@ def play():
         case, created = cases.start_case(ticket_id, agent, key)
     except cases.CaseError as exc:
         db.session.rollback()
+        metrics.PLAYS_REFUSED.labels(exc.kind).inc()
         return _render(widget_context(agent, ticket_id, alert=exc.message), _case_error(exc))
     if created:
         cases.send_invitation(case, agent)
@@ -243,8 +244,13 @@ def status():
         cases.expire_case(case.id, now, agent)
         db.session.commit()
         return _whole_widget(agent, ticket_id)
-    if live.is_due(view.tracking, now):
-        if live.refresh(case.id, case.code, now) == "closed":
+    if not live.is_due(view.tracking, now):
+        metrics.STATUS_CACHE_HIT.inc()
+    else:
+        refreshed = live.refresh(case.id, case.code, now)
+        # "fresh": another poll is asking TeamViewer right now, so this one is answered from the cache.
+        (metrics.STATUS_CACHE_HIT if refreshed == "fresh" else metrics.STATUS_CACHE_MISS).inc()
+        if refreshed == "closed":
             return _whole_widget(agent, ticket_id, alert=_l(
                 "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=case.code))
         view = hotpath.view(ticket_id)
