@@ -293,12 +293,15 @@ def worker_command():
     """Run every periodic job on its schedule until SIGTERM or SIGINT (safe to run several copies)."""
     _log_to_stderr()
     stop = threading.Event()
+    first = []
 
     def handle(signum, frame):
-        if stop.is_set():
-            raise SystemExit(1)  # a second signal: stop now
-        log.info("%s received: stopping after the current item", signal.Signals(signum).name)
-        stop.set()
+        if first and time.monotonic() - first[0] > 2:
+            raise SystemExit(1)  # asked again later (not the same Ctrl-C reaching every process): stop now
+        if not first:
+            first.append(time.monotonic())
+            stop.set()
+            log.info("%s received: stopping after the current item", signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
