@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask.cli import with_appcontext
 from flask_babel import force_locale, gettext
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -46,19 +47,16 @@ def run() -> list[Check]:
     """Run every check (in an app context); a check that cannot run reports why instead of raising."""
     checks: list[Check] = []
     checks += settings_checks(current_app.config)
-    database_ok = _extend(checks, database_checks)
+    database = _safely(gettext("Database"), database_checks)
+    checks += database
     checks += _safely(gettext("SMTP server"), smtp_check)
-    checks += _safely(gettext("TeamViewer"), teamviewer_checks) if database_ok else []
+    if database[0].ok:  # reachable (the token is stored there)
+        checks += _safely(gettext("TeamViewer token"), teamviewer_checks)
     checks += frame_ancestors_checks(current_app.config)
-    checks += _safely(gettext("Worker"), worker_checks) if database_ok else []
+    if all(check.ok for check in database):  # the worker's table exists at the newest revision only
+        checks += _safely(gettext("Worker"), worker_checks)
     db.session.rollback()
     return checks
-
-
-def _extend(checks: list[Check], make) -> bool:
-    found = _safely(gettext("Database"), make)
-    checks += found
-    return all(check.ok for check in found)
 
 
 def _safely(label: str, make) -> list[Check]:
@@ -275,11 +273,11 @@ def teamviewer_checks():
                 "script token and connect it in the tvwidget admin area."))
             return
         yield Check(label, True, gettext("valid."))
-        for name, call in (
-                (gettext("Account management: view"), client.account),
-                (gettext("Session management: view (creating and closing are used on the first play)"),
-                 client.list_sessions),
-                (gettext("Connection reports: view"), lambda: client.connection_reports(NO_SUCH_CODE))):
+        untested = gettext("creating and closing cannot be checked without opening a service case")
+        for name, note, call in (
+                (gettext("Account management: view"), None, client.account),
+                (gettext("Session management: view"), untested, client.list_sessions),
+                (gettext("Connection reports: view"), None, lambda: client.connection_reports(NO_SUCH_CODE))):
             permission = gettext("TeamViewer permission")
             try:
                 call()
@@ -297,7 +295,7 @@ def teamviewer_checks():
                 yield Check(permission, False, gettext("%(name)s: could not be checked (%(kind)s).", name=name,
                                                        kind=exc.kind))
                 continue
-            yield Check(permission, True, name)
+            yield Check(permission, True, f"{name} ({note})" if note else name)
 
 
 # --- the worker ---------------------------------------------------------------------------------------------
@@ -334,6 +332,7 @@ def line(check: Check) -> str:
 
 
 @click.command("doctor")
+@with_appcontext
 def doctor_command():
     """Check settings, database, SMTP, the TeamViewer token, frame ancestors and the worker (exit 0 when all fine)."""
     with force_locale("en"):

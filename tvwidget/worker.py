@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import click
+from flask.cli import with_appcontext
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -289,6 +290,7 @@ def _log_to_stderr() -> None:
 
 
 @click.command("worker")
+@with_appcontext
 def worker_command():
     """Run every periodic job on its schedule until SIGTERM or SIGINT (safe to run several copies)."""
     _log_to_stderr()
@@ -309,6 +311,7 @@ def worker_command():
 
 
 @click.command("run-due")
+@with_appcontext
 def run_due_command():
     """Run every job that is due once and exit (for one cron line); exit 1 if a job failed."""
     _log_to_stderr()
