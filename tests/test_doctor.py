@@ -147,3 +147,40 @@ def test_malformed_frame_ancestors_and_production_values(doctor_app):
     code, lines = doctor(app)
     assert lines["TVWIDGET_HOST_API_KEY"] == ["FAIL too short (5 characters, needs 24). Set a longer random value."]
     assert lines["TVWIDGET_TEAMVIEWER_API_URL"] == ["FAIL must use https in production."]
+
+
+@pytest.mark.browser
+def test_the_admin_health_page_shows_the_checks_in_english_and_japanese(doctor_app, browser):
+    """The read-only Health section, with one problem (SMTP down) among the checks; screenshots en and ja."""
+    from playwright.sync_api import expect
+
+    from .conftest import FONTS_READY, make_token, screenshot_dir
+    from .live import serve
+
+    app = doctor_app(MAIL_PORT=free_port())
+    with serve(app) as base_url:
+        for locale, heading, summary in (("en", "Health", "Checks that need attention: 1."),
+                                         ("ja", "ヘルスチェック", "対応が必要なチェック: 1 件。")):
+            context = browser.new_context(viewport={"width": 1100, "height": 800}, locale=locale)
+            try:
+                page = context.new_page()
+                token = make_token(role="admin", ticket=None, sub="admin-1", name="Ada Admin", locale=locale)
+                page.goto(f"{base_url}/embed/admin?token={token}")
+                page.goto(f"{base_url}/embed/admin/health")
+                expect(page.locator("h1")).to_have_text(heading)
+                expect(page.locator("#tvwidget-health-summary")).to_have_text(summary)
+                failing_rows = page.locator('#tvwidget-health tr[data-tvwidget-ok="false"]')
+                expect(failing_rows).to_have_count(1)
+                expect(failing_rows.first).to_contain_text("SMTP")
+                rows = page.locator("#tvwidget-health tbody tr")
+                assert rows.count() >= 15
+                text = page.locator("body").inner_text()
+                for secret in SECRETS:
+                    assert secret not in text
+                # Read-only: no form, no button that changes anything.
+                expect(page.locator("main form")).to_have_count(0)
+                page.locator("body").evaluate(FONTS_READY)
+                path = screenshot_dir() / f"admin-health-{locale}.png"
+                page.screenshot(path=path, full_page=True, animations="disabled")
+            finally:
+                context.close()
