@@ -142,6 +142,10 @@ def test_malformed_frame_ancestors_and_production_values(doctor_app):
     assert "'https://helpdesk.example/tickets'" not in lines["Frame ancestors"][0]  # named plainly
     assert "https://helpdesk.example/tickets, helpdesk.example: not an origin" in lines["Frame ancestors"][0]
     app.config["FRAME_ANCESTORS"] = "https://helpdesk.example"
+    app.config["SMTP_TIMEOUT"] = 0
+    code, lines = doctor(app)
+    assert lines["Timeouts and intervals"] == ["FAIL TVWIDGET_SMTP_TIMEOUT must be positive numbers (seconds)."]
+    app.config["SMTP_TIMEOUT"] = 3
     app.config["ENV"] = "production"
     app.config["HOST_API_KEY"] = "short"
     code, lines = doctor(app)

@@ -22,6 +22,7 @@ from tvwidget.models import EmailMessage, WorkerJob, utcnow
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, Mailbox, connect, free_port, open_widget, ticket_claim
 from .live import serve
+from .test_outage import CuttableProxy
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,3 +292,35 @@ def test_a_failing_job_is_counted_and_retried_soon_while_the_others_run(app, cap
             del worker.JOBS["broken"]
     assert "secret" not in caplog.text
     assert "job broken failed" in caplog.text
+
+
+@pytest.mark.postgres
+def test_the_worker_survives_a_database_outage_and_recovers_by_itself(database_url, sandbox_url, make_app,
+                                                                     mail_server, tmp_path):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the outage is cut between the worker and PostgreSQL's TCP port")
+    url = sa.engine.make_url(database_url)
+    proxy = CuttableProxy((url.host or "127.0.0.1", url.port or 5432))
+    app = make_app(mail_server.port)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    process = Worker(through_proxy, sandbox_url, mail_server.port, tmp_path)
+    try:
+        process.wait_for(r"job outbox: sent 0")
+        proxy.cut()
+        process.wait_for(r"job outbox (failed after [0-9.]+ s|not run): database unavailable", timeout=60)
+        time.sleep(2)
+        assert process.process.poll() is None  # still running, trying again
+        assert "Traceback" not in process.log()
+
+        _play(app, "T-1")  # meanwhile a play (the web side has its own connection) meets SMTP down too
+        mail_server.up()
+        _make_due(app)
+        proxy.restore()
+        process.wait_for(r"job outbox: sent 1", timeout=60)
+        assert len(mail_server.handler.wait_for(1)) == 1
+        assert [m.status for m in _messages(app)] == ["sent"]
+        assert process.stop() == 0
+    finally:
+        proxy.close()
+        if process.process.poll() is None:
+            process.stop()

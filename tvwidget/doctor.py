@@ -32,6 +32,10 @@ NO_SUCH_CODE = "s000-000-000"  # a well-formed session code TeamViewer never han
 # The worker counts as running when a job finished this recently (or within three of its shortest intervals).
 WORKER_RECENT = timedelta(minutes=5)
 SECRET_SETTINGS = (("SECRET_KEY", 32), ("EMBED_SECRET", 32), ("HOST_API_KEY", 24))
+# Numbers of seconds (or counts) that must be positive; (name, default when unset).
+NUMBERS = (("TEAMVIEWER_CONNECT_TIMEOUT", None), ("TEAMVIEWER_READ_TIMEOUT", None), ("SMTP_TIMEOUT", None),
+           ("WIDGET_CREDENTIAL_MAX_AGE", None), ("LAUNCH_TOKEN_LEEWAY", None), ("STATUS_POLL_SECONDS", 15),
+           ("STATUS_CACHE_SECONDS", 15), ("STATUS_BACKOFF_SECONDS", 60))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +132,17 @@ def settings_checks(cfg) -> list[Check]:
             checks.append(Check("TVWIDGET_MAIL_DEFAULT_SENDER", False, gettext(
                 "not an email address. Set the invitation's From address, e.g. support@example.com.")))
 
+    numbers = {key: cfg.get(key, default) for key, default in NUMBERS}
+    retries = cfg.get("TEAMVIEWER_RETRIES")
+    wrong = [f"TVWIDGET_{key}" for key, value in numbers.items() if not _positive(value)]
+    if not (_positive(retries) or retries == 0):
+        wrong.append("TVWIDGET_TEAMVIEWER_RETRIES")
+    checks.append(Check(gettext("Timeouts and intervals"), not wrong, gettext(
+        "%(names)s must be positive numbers (seconds).", names=", ".join(wrong)) if wrong else ", ".join(
+        f"{key.lower()} {value}" for key, value in numbers.items())))
+    checks.append(Check("TVWIDGET_COMPANY_NAME", bool(cfg.get("COMPANY_NAME")), cfg.get("COMPANY_NAME") or gettext(
+        "empty: the invitation names your company with it.")))
+
     locale = cfg.get("DEFAULT_LOCALE")
     checks.append(Check("TVWIDGET_DEFAULT_LOCALE", locale in ("en", "ja"),
                         locale if locale in ("en", "ja") else gettext("must be en or ja.")))
@@ -146,6 +161,10 @@ def settings_checks(cfg) -> list[Check]:
     except config.ConfigError as exc:  # anything the start-up check refuses that the lines above did not name
         checks.append(Check(gettext("Settings"), False, str(exc)))
     return checks
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _fernet_ok(key: str) -> bool:

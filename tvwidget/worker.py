@@ -81,28 +81,26 @@ def interval(job: Job) -> float:
 # --- the jobs -----------------------------------------------------------------------------------------------
 
 
-def _outbox(stopping: Stopping) -> dict:
-    counts = {"sent": 0, "retry": 0, "failed": 0, "taken": 0}
-    for message_id in outbox.due_ids():
+def _drain(ids: list[int], send, done: str, model, stopping: Stopping) -> dict:
+    """Send each queued item (claiming it first, as ``send`` does); count the outcomes and what is left."""
+    counts = {done: 0, "retry": 0, "failed": 0, "taken": 0}
+    names = {done: done, "pending": "retry", "failed": "failed", None: "taken"}
+    for item_id in ids:
         if stopping():
             break
-        status = outbox.send_one(message_id)
-        counts[{"sent": "sent", "pending": "retry", "failed": "failed", None: "taken"}[status]] += 1
-    counts["backlog"] = _count(EmailMessage, EmailMessage.status == "pending")
+        counts[names[send(item_id)]] += 1
+    counts["backlog"] = _count(model, model.status == "pending")
     return counts
+
+
+def _outbox(stopping: Stopping) -> dict:
+    return _drain(outbox.due_ids(), outbox.send_one, "sent", EmailMessage, stopping)
 
 
 def _webhook(stopping: Stopping) -> dict | None:
     if not webhook.enabled():
         return None
-    counts = {"delivered": 0, "retry": 0, "failed": 0, "taken": 0}
-    for event_id in webhook.due_ids():
-        if stopping():
-            break
-        status = webhook.send_one(event_id)
-        counts[{"delivered": "delivered", "pending": "retry", "failed": "failed", None: "taken"}[status]] += 1
-    counts["backlog"] = _count(WebhookEvent, WebhookEvent.status == "pending")
-    return counts
+    return _drain(webhook.due_ids(), webhook.send_one, "delivered", WebhookEvent, stopping)
 
 
 def _expiry(stopping: Stopping) -> dict:
