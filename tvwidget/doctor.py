@@ -7,6 +7,7 @@ sessions, a connection report for a code that cannot exist); they change
 nothing and never show a secret: a key's length, a URL's host, never a value.
 """
 import dataclasses
+import logging
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -26,6 +27,8 @@ from .extensions import db, migrate
 from .models import WorkerJob, utcnow
 from .secrets import SecretUnreadable
 from .teamviewer import TeamViewerError, TeamViewerPermissionError
+
+log = logging.getLogger(__name__)
 
 VERSION_TABLE = "tvwidget_alembic_version"  # as migrations/env.py names it
 NO_SUCH_CODE = "s000-000-000"  # a well-formed session code TeamViewer never hands out
@@ -69,6 +72,11 @@ def _safely(label: str, make) -> list[Check]:
     except SQLAlchemyError as exc:
         db.session.rollback()
         return [Check(label, False, gettext("the database stopped answering during the check (%(error)s).",
+                                            error=type(exc).__name__))]
+    except Exception as exc:  # noqa: BLE001 - the doctor reports every problem, its own included, as a line
+        db.session.rollback()
+        log.warning("doctor: the %s check failed", label, exc_info=True)
+        return [Check(label, False, gettext("could not be checked (%(error)s); the server log has the details.",
                                             error=type(exc).__name__))]
 
 
@@ -244,6 +252,9 @@ def smtp_check():
     label = gettext("SMTP server")
     cfg = current_app.config
     where = f"{cfg.get('MAIL_SERVER') or 'localhost'}:{cfg.get('MAIL_PORT') or 25}"
+    if not _positive(cfg.get("SMTP_TIMEOUT")):
+        yield Check(label, False, gettext("not tried: TVWIDGET_SMTP_TIMEOUT must be a positive number of seconds."))
+        return
     if cfg.get("MAIL_SUPPRESS_SEND"):
         yield Check(label, cfg["ENV"] != "production", gettext(
             "sending is switched off (TVWIDGET_MAIL_SUPPRESS_SEND): invitations are stored, not sent."))
