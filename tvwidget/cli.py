@@ -122,3 +122,11 @@ def sync_connections_command():
 from .webhook import webhook_cli  # noqa: E402
 
 cli.add_command(webhook_cli)
+
+
+from .doctor import doctor_command  # noqa: E402
+from .worker import run_due_command, worker_command  # noqa: E402
+
+cli.add_command(worker_command)
+cli.add_command(run_due_command)
+cli.add_command(doctor_command)

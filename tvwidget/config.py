@@ -146,6 +146,9 @@ def defaults(instance_path: str) -> dict:
         "WTF_CSRF_FIELD_NAME": "csrf_token",
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,
+        # Seconds between runs of each ``tvwidget worker`` job, overriding its default,
+        # e.g. TVWIDGET_WORKER_INTERVALS='{"outbox": 5, "reconcile": 600}'.
+        "WORKER_INTERVALS": {},
     }
 
 
@@ -222,6 +225,7 @@ def _require(config, key: str, problems: list, min_length: int = 1) -> str:
 
 
 _ORIGIN_RE = re.compile(r"^(https?://[A-Za-z0-9.*-]+(:(\d{1,5}|\*))?|'self')$")
+ORIGIN_RE = _ORIGIN_RE  # a well-formed TVWIDGET_FRAME_ANCESTORS entry (tvwidget doctor checks each)
 
 
 def check(config) -> None:

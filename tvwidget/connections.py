@@ -69,8 +69,11 @@ def _claim(case_id: int, now: datetime) -> bool:
     return cases.claim_tracking(case_id, due, connections_checked_at=now)
 
 
-def sync(now: datetime | None = None) -> SyncOutcome | None:
-    """Fetch the connection reports of every ended case that awaits them; None when not connected. Commits."""
+def sync(now: datetime | None = None, stopping=lambda: False) -> SyncOutcome | None:
+    """Fetch the connection reports of every ended case that awaits them; None when not connected. Commits.
+
+    Returns early, between two cases, once ``stopping()`` is true (the worker is asked to stop).
+    """
     now = now or utcnow()
     client = integration.connected_client(integration.settings())
     db.session.rollback()
@@ -79,6 +82,8 @@ def sync(now: datetime | None = None) -> SyncOutcome | None:
     outcome = SyncOutcome()
     with client:
         for case_id, code in candidates(now):
+            if stopping():
+                break
             if not _claim(case_id, now):
                 db.session.rollback()
                 continue

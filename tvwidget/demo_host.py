@@ -54,6 +54,8 @@ def launch_token(role: str, locale: str, ticket_id: str | None = None) -> str:
 def main() -> None:
     """Serve the demo: tvwidget, the demo helpdesk and the TeamViewer sandbox in one process."""
     import os
+    import subprocess
+    import sys
 
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
     from werkzeug.serving import make_server
@@ -69,13 +71,22 @@ def main() -> None:
     # Threaded: the widget reaches the sandbox over HTTP on this same server.
     # Bind before printing, so a busy port fails before any URL is shown.
     server = make_server("127.0.0.1", port, served, threaded=True)
+    # The periodic jobs (outbox, expiry, reconcile...) run beside it, as in production (O1).
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "tvwidget:create_app()", "tvwidget", "worker"])
     print(f"\n  tvwidget demo: open http://localhost:{port}/demo/ticket/DEMO-1001\n"
-          f"  (the widget is served from http://127.0.0.1:{port}, a different site, as in a real helpdesk)\n",
+          f"  (the widget is served from http://127.0.0.1:{port}, a different site, as in a real helpdesk)\n"
+          f"  worker: process {worker.pid} (flask --app wsgi tvwidget worker)\n",
           flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        worker.terminate()  # (Ctrl-C in a terminal has already asked it to stop)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 if __name__ == "__main__":

@@ -325,6 +325,23 @@ def deliver(outgoing: Outgoing) -> None:
         raise DeliveryError(description, permanent) from exc
 
 
+def greet() -> str:
+    """Connect to the SMTP server, say EHLO (and STARTTLS and log in, as sending does), then QUIT; send nothing.
+
+    Returns the server's name from its EHLO reply; raises DeliveryError with what went wrong.
+    """
+    try:
+        with _TimeoutConnection(current_app.extensions["mail"]) as connection:
+            code, reply = connection.host.ehlo()
+            if not 200 <= code < 300:
+                raise smtplib.SMTPResponseException(code, reply)
+    except (smtplib.SMTPException, OSError) as exc:
+        description, permanent = classify(exc)
+        raise DeliveryError(description, permanent) from exc
+    first = reply.decode(errors="replace").splitlines()[0] if reply else ""
+    return first.split()[0] if first.split() else "?"
+
+
 def _code_text(code: int, text) -> str:
     text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     return f"{code} {' '.join(text.split())}".strip()

@@ -379,3 +379,25 @@ class WebhookEvent(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkerJob(db.Model):
+    """One periodic job of ``tvwidget worker`` (O1): its shared schedule and its last run, for every copy.
+
+    A copy runs a job only after moving ``next_run_at`` on with one conditional
+    UPDATE, so however many workers run, each job runs once per interval.
+    ``runs`` and ``failures`` count for ``/metrics``; the last run feeds ``doctor``.
+    """
+
+    __tablename__ = "tvwidget_worker_jobs"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "ok", or the failure's class name (never its message: a driver's may carry a URL with a password).
+    last_outcome: Mapped[str | None] = mapped_column(sa.String(200))
+    last_counts: Mapped[str | None] = mapped_column(sa.String(500))
+    runs: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)

@@ -17,6 +17,7 @@ import datetime as dt
 import email.utils
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -26,6 +27,8 @@ from flask_babel import lazy_gettext as _l
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util import Retry
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -274,12 +277,16 @@ class TeamViewerClient:
 
     def _call(self, method: str, path: str, ok: set[int], parse: Callable[[requests.Response], T], *,
               params: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> T:
+        started, outcome = time.perf_counter(), "ok"
         try:
             return parse(self._send(method, path, ok, params, body))
         except TeamViewerError as exc:
+            outcome = exc.kind
             log.warning("TeamViewer %s %s failed: %s (HTTP %s, error %s)", method, path, exc.kind, exc.status,
                         exc.remote_error)
             raise
+        finally:
+            metrics.teamviewer_call(method, path, outcome, time.perf_counter() - started)
 
     def _send(self, method: str, path: str, ok: set[int], params: dict[str, str] | None,
               body: dict[str, Any] | None) -> requests.Response:

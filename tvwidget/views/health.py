@@ -1,6 +1,6 @@
-"""``/healthz`` for load balancers and monitoring: database reachable, integration state.
+"""``/healthz`` for load balancers and monitoring: database reachable, integration state; ``/metrics`` (O2).
 
-Mounted in a host app (``init_app``) it is ``/embed/healthz``: ``/healthz`` stays the host's.
+Mounted in a host app (``init_app``) they are ``/embed/healthz`` and ``/embed/metrics``: the host's stay the host's.
 
 It never calls TeamViewer (a probe every few seconds would spend the
 licence's request budget) and shows no secret, only whether the stored
@@ -9,11 +9,13 @@ token can be read.
 import logging
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import integration
+from .. import integration, metrics
 from ..extensions import db
+from ..host import host_key_matches
 from ..security import headers
 
 log = logging.getLogger(__name__)
@@ -33,3 +35,19 @@ def healthz():
         log.warning("Health check: the database is unavailable (%s)", type(exc).__name__)
         return jsonify(status="degraded", database="unavailable", teamviewer="unknown"), 503
     return jsonify(status="ok" if teamviewer == "connected" else "degraded", database="ok", teamviewer=teamviewer)
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Every metric in Prometheus' text format, for a scraper holding the host API key (else 401)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not host_key_matches(key.strip()):
+        return Response("Send Authorization: Bearer <TVWIDGET_HOST_API_KEY>.\n", 401,
+                        {"WWW-Authenticate": "Bearer", "Content-Type": "text/plain; charset=utf-8"})
+    try:
+        body = metrics.exposition()
+    except SQLAlchemyError as exc:
+        log.warning("Metrics: the database is unavailable (%s)", type(exc).__name__)
+        return Response("tvwidget cannot reach its database right now.\n", 503,
+                        {"Content-Type": "text/plain; charset=utf-8"})
+    return Response(body, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

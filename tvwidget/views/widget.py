@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
-from .. import cases, connections, hotpath, i18n, live, mail, outbox, webhook
+from .. import cases, connections, hotpath, i18n, live, mail, metrics, outbox, webhook
 from ..config import setting
 from ..database import on_outage
 from ..extensions import db
@@ -223,6 +223,7 @@ def play():
     try:
         case, created = cases.start_case(ticket_id, agent, key)
     except cases.CaseError as exc:
+        metrics.PLAYS_REFUSED.labels(exc.kind).inc()
         return _refused(agent, ticket_id, exc)
     if created:
         cases.send_invitation(case, agent)
@@ -283,8 +284,13 @@ def status():
         expired = cases.expire_case(case.id, now, agent)
         db.session.commit()
         return _whole_widget(agent, ticket_id, events=("case-expired",) if expired else ())
-    if live.is_due(view.tracking, now):
-        if live.refresh(case.id, case.code, now) == "closed":
+    if not live.is_due(view.tracking, now):
+        metrics.STATUS_CACHE_HIT.inc()
+    else:
+        refreshed = live.refresh(case.id, case.code, now)
+        # "fresh": another poll is asking TeamViewer right now, so this one is answered from the cache.
+        (metrics.STATUS_CACHE_HIT if refreshed == "fresh" else metrics.STATUS_CACHE_MISS).inc()
+        if refreshed == "closed":
             return _whole_widget(agent, ticket_id, alert=_l(
                 "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=case.code),
                 events=("case-closed",))
