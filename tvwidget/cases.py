@@ -19,7 +19,7 @@ from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, database, integration, mail, outbox, webhook
+from . import audit, database, directory, integration, mail, outbox, webhook
 from .extensions import db
 from .host import Agent
 from .models import CREATING_STALE_AFTER, CaseState, CaseTracking, Comment, ServiceCase, Ticket, utcnow
@@ -180,6 +180,18 @@ def _client_or_raise(lock: str | None = None):
     return row, client
 
 
+def _assignee_name(userid: str | None, match: "directory.Match", settings_row) -> str | None:
+    """Name the case's TeamViewer assignee: the agent's match, the directory, or the token's owner."""
+    if userid is None:
+        return None
+    if userid == match.userid and match.name:
+        return match.name[:200]
+    name = directory.user_name(userid)
+    if name is None and not match.assigns:
+        name = settings_row.account_name  # unassigned cases go to the token's owner
+    return (name or userid)[:200]
+
+
 def _wait_for_other(ticket_id: str) -> ServiceCase | None:
     """Wait while another request finishes creating the ticket's case; return what it became."""
     config = current_app.config
@@ -201,6 +213,8 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     The invitation is queued in the same transaction as the case; the caller
     sends it (after this function's final commit).
     """
+    # Whose TeamViewer the case goes to (G7); may fetch the directory, so before any lock is taken.
+    match = directory.prepare_play(agent)
     # The settings row stays share-locked until the claim below commits: a revoke waits, then sees the claim.
     settings_row, client = _client_or_raise("share")
     now = utcnow()
@@ -237,19 +251,35 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
 
     # Phase 2: the only step outside the database; no transaction is open
     # (nothing touches the expired ORM objects until phase 3).
+    refusal = None
     try:
-        remote = client.create_session(**remote_request)
+        try:
+            remote = client.create_session(**remote_request, assigned_userid=match.userid if match.assigns else None)
+        except TeamViewerError as exc:
+            # A refused assignee created nothing: create once more, unassigned. Timeouts and 5xx
+            # are never repeated (the first may have been made; reconcile adopts it).
+            if not (match.assigns and directory.refuses_assignment(exc, match.userid)):
+                raise
+            refusal = exc
+            remote = client.create_session(**remote_request)
     except TeamViewerError as exc:
         transition(case, CaseState.FAILED, error=f"{exc.kind}: {exc.status or ''}".strip(": "))
         audit.record("case_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind, status=exc.status)
+        if refusal is not None:
+            directory.record_refusal(agent, match, refusal, case.id, ticket_id)
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
 
     # Phase 3: record what TeamViewer made, with the invitation, in one transaction.
     valid_until = remote.valid_until or now + DEFAULT_VALIDITY
+    assigned = remote.assigned_userid or (match.userid if match.assigns and refusal is None else None)
     transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
-                end_customer_link=remote.end_customer_link, valid_until=valid_until)
-    audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code)
+                end_customer_link=remote.end_customer_link, valid_until=valid_until,
+                assigned_userid=assigned, assigned_name=_assignee_name(assigned, match, settings_row))
+    if refusal is not None:
+        directory.record_refusal(agent, match, refusal, case.id, ticket_id)
+    audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code,
+                 assigned_userid=assigned)
     webhook.enqueue("service_case.opened", case)
     message = mail.queue_invitation(case, agent, agent.tz or "UTC")
     if message is None:

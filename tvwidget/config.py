@@ -63,6 +63,8 @@ def defaults(instance_path: str) -> dict:
         "TEAMVIEWER_CONNECT_TIMEOUT": 2.0,
         "TEAMVIEWER_READ_TIMEOUT": 4.0,
         "TEAMVIEWER_RETRIES": 1,
+        # The company directory (agent -> TeamViewer user, G7) is fetched at most once per this many seconds.
+        "DIRECTORY_REFRESH_SECONDS": 300,
         "FRAME_ANCESTORS": "",
         "COMPANY_NAME": "Helpdesk",
         "DEFAULT_LOCALE": "en",
