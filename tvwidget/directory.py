@@ -112,7 +112,7 @@ def _claim(now: datetime, force: bool) -> bool:
     return True
 
 
-def refresh_due(now: datetime | None = None, *, force: bool = False) -> dict:
+def refresh_due(now: datetime | None = None, *, force: bool = False, in_play: bool = False) -> dict:
     """Fetch the directory if this process wins the refresh window's claim; return counts. Commits.
 
     ``{"fetched": 1, "users": n, "status": "ok"}`` after a fetch,
@@ -120,6 +120,8 @@ def refresh_due(now: datetime | None = None, *, force: bool = False) -> dict:
     TeamViewer is not connected (``status`` says which), and the error kind
     when TeamViewer refused or failed (recorded and backed off, never raised).
     ``force`` (the admin's refresh button) ignores the window and the back-off.
+    ``in_play``: an agent is waiting, so the one call is not retried (a failure
+    is backed off like any other; the periodic job retries).
     """
     now = now or utcnow()
     connected = integration.settings().connected
@@ -131,7 +133,7 @@ def refresh_due(now: datetime | None = None, *, force: bool = False) -> dict:
         return {"fetched": 0, "users": state().user_count, "status": "not_due"}
     db.session.commit()  # the claim is visible to every process before TeamViewer is asked
     try:
-        client = integration.connected_client(integration.settings())
+        client = integration.connected_client(integration.settings(), retries=0 if in_play else None)
     except SecretUnreadable:
         client = None
     db.session.rollback()
@@ -265,7 +267,7 @@ def prepare_play(agent) -> Match:
     """
     note_agent(agent)
     db.session.commit()
-    refresh_due()
+    refresh_due(in_play=True)
     match = match_for(agent.id)
     db.session.rollback()
     return match
