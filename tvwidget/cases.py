@@ -441,19 +441,7 @@ def claim_tracking(case_id: int, stale, **stamp) -> bool:
     (``connections``).  Must be the first statement of its transaction:
     SQLite then takes the write lock before reading anything.
     """
-    claimed = db.session.execute(
-        sa.update(CaseTracking).where(CaseTracking.case_id == case_id, stale).values(**stamp)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount == 1:
-        return True
-    if db.session.get(CaseTracking, case_id) is not None:
-        return False
-    try:
-        with db.session.begin_nested():
-            db.session.add(CaseTracking(case_id=case_id, **stamp))
-    except IntegrityError:
-        return False  # another racer created the row (and so holds the claim) first
-    return True
+    return database.claim(CaseTracking, {"case_id": case_id}, stale, **stamp)
 
 
 def _hold_status_checks(case_id: int) -> None:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, integration
+from . import audit, database, integration
 from .config import setting
 from .extensions import db
 from .models import AgentIdentity, DirectoryState, DirectoryUser, utcnow
@@ -86,30 +86,15 @@ def state() -> DirectoryState:
 
 
 def _claim(now: datetime, force: bool) -> bool:
-    """Take the right to fetch the directory now; True for exactly one of racing processes.
-
-    The conditional UPDATE is the transaction's first statement, so on SQLite
-    the write lock comes before any read.
-    """
+    """Take the right to fetch the directory now; True for exactly one of racing processes (the caller's
+    transaction must not have read anything yet)."""
     if force:
         due = sa.or_(DirectoryState.claimed_at.is_(None), DirectoryState.claimed_at <= now - FORCED_REFRESH_GAP)
     else:
         due = sa.and_(
             sa.or_(DirectoryState.claimed_at.is_(None), DirectoryState.claimed_at <= now - refresh_window()),
             sa.or_(DirectoryState.retry_at.is_(None), DirectoryState.retry_at <= now))
-    claimed = db.session.execute(
-        sa.update(DirectoryState).where(DirectoryState.id == STATE_ID, due).values(claimed_at=now)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount == 1:
-        return True
-    if db.session.get(DirectoryState, STATE_ID) is not None:
-        return False
-    try:
-        with db.session.begin_nested():
-            db.session.add(DirectoryState(id=STATE_ID, claimed_at=now, user_count=0))
-    except IntegrityError:
-        return False  # another process created the row, and so holds the claim
-    return True
+    return database.claim(DirectoryState, {"id": STATE_ID}, due, claimed_at=now)
 
 
 def refresh_due(now: datetime | None = None, *, force: bool = False, in_play: bool = False) -> dict:
@@ -356,9 +341,8 @@ def owner_userids() -> set[str]:
 
 
 def group_status(client, group_name: str):
-    """Return the case group as TeamViewer shows it (with ``shared_with``), or None before its first case."""
-    found = client.find_group(group_name)
-    return client.get_group(found.id) if found is not None else None
+    """Return the case group as TeamViewer lists it (with ``shared_with``), or None before its first case."""
+    return client.find_group(group_name)
 
 
 def share_group(client, group_name: str, admin):
