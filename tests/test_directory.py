@@ -215,7 +215,7 @@ def test_other_failures_of_an_assigned_create_are_never_retried(app, fake, refus
 
 def _set(client, agent_id, choice):
     _, token = page_csrf(client)
-    return client.post(f"/embed/admin/agents/{agent_id}", data={"csrf_token": token, "choice": choice})
+    return client.post(f"/embed/admin/agents/{agent_id}/user", data={"csrf_token": token, "choice": choice})
 
 
 def test_the_admins_override_always_wins(app, fake):
@@ -245,8 +245,11 @@ def test_override_input_is_checked(app, fake):
     client = admin(app)
     assert _set(client, "alex", "u1; DROP").status_code == 422
     assert _set(client, "nobody-seen", "u201").status_code == 404
+    play(app, "robin@helpdesk.example", sub="team/robin")  # a host's ids may hold a slash
+    assert _set(client, "team/robin", "none").status_code == 303
+    assert match_of(app, "team/robin").status == "dont_assign"
     _, token = page_csrf(client)
-    assert client.post("/embed/admin/agents/alex", data={"choice": "u201"}).status_code == 400  # no CSRF token
+    assert client.post("/embed/admin/agents/alex/user", data={"choice": "u201"}).status_code == 400  # no CSRF token
     agent_client = open_widget(app).client
     assert agent_client.get("/embed/admin/agents").status_code == 401
     assert match_of(app, "alex").status == "matched"

@@ -70,7 +70,7 @@ def agents_refresh():
     return redirect(url_for(".agents", refreshed=1), 303)
 
 
-@bp.post("/agents/<agent_id>")
+@bp.post("/agents/<path:agent_id>/user")
 def agents_set(agent_id: str):
     """Set an agent's TeamViewer user, back to automatic, or "don't assign"; the override always wins."""
     choice = request.form.get("choice", "")
