@@ -197,6 +197,14 @@ def test_an_assignee_teamviewer_refuses_gets_the_case_unassigned_and_the_admin_i
     play(app, "alex.morgan@helpdesk.example", sub="alex")  # not asked to assign again: one create
     assert fake.posts() == 3 and "assigned_userid" not in fake.creates[2]
 
+    client = admin(app)  # the admin picks another user: tried once, refused, remembered likewise
+    assert _set(client, "alex", "u206").status_code == 303
+    play(app, "alex.morgan@helpdesk.example", sub="alex")
+    assert fake.posts() == 5 and fake.creates[3]["assigned_userid"] == "u206"
+    assert match_of(app, "alex").status == "refused"
+    play(app, "alex.morgan@helpdesk.example", sub="alex")
+    assert fake.posts() == 6 and "assigned_userid" not in fake.creates[5]
+
 
 @pytest.mark.parametrize("refuse", ["unnamed", "5xx", "timeout"])
 def test_other_failures_of_an_assigned_create_are_never_retried(app, fake, refuse):

@@ -215,7 +215,8 @@ def _match(row: AgentIdentity, candidates: list[DirectoryUser], names: dict[str,
     if row.override == DONT_ASSIGN:
         return Match("dont_assign")
     if row.override:
-        return Match("override", row.override, names.get(row.override) or row.override)
+        name = names.get(row.override) or row.override
+        return Match("refused" if row.refused_userid == row.override else "override", row.override, name)
     if not directory_read:
         return Match("unknown")
     active = [user for user in candidates if user.active is not False]
