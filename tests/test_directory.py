@@ -266,16 +266,32 @@ def test_override_input_is_checked(app, fake):
 # -- sharing the group -----------------------------------------------------------------------------------------
 
 
+def _refresh_later(app, client):
+    """Press "Refresh now" as an admin does a while after the last read (presses seconds apart are one)."""
+    with app.app_context():
+        row = db.session.get(DirectoryState, 1)
+        if row is not None and row.claimed_at is not None:
+            row.claimed_at -= timedelta(minutes=1)
+            db.session.commit()
+    _, token = page_csrf(client)
+    assert client.post("/embed/admin/agents/refresh", data={"csrf_token": token}).status_code == 303
+
+
 def test_sharing_the_group_with_assigned_agents_shows_pending_then_accepted(app, fake):
     client = admin(app)
+    assert "Not read from TeamViewer yet" in client.get("/embed/admin/agents").text
+    _refresh_later(app, client)
     assert "created with the first service case" in client.get("/embed/admin/agents").text
     play(app, "alex.morgan@helpdesk.example", sub="alex")
     play(app, "kim+support@helpdesk.example", sub="kim")
     play(app, "owner@helpdesk.example", sub="owner")  # the token's owner owns the group
     play(app, "nobody@helpdesk.example", sub="nobody")
+    calls = sum(fake.calls.values())
     page, token = page_csrf(client)
+    assert sum(fake.calls.values()) == calls  # a page view never asks TeamViewer
     assert 'data-tvwidget-share="alex" data-status="not-shared"' in page.text
     assert 'data-tvwidget-share="owner" data-status="owner"' in page.text
+    assert 'data-tvwidget-share="nobody"' not in page.text
 
     response = client.post("/embed/admin/agents/share", data={"csrf_token": token})
     assert response.status_code == 303
@@ -286,11 +302,23 @@ def test_sharing_the_group_with_assigned_agents_shows_pending_then_accepted(app,
     assert "Notify on service case changes" in page
 
     fake.groups["g900"]["shared_with"]["u201"] = False  # Alex accepts in the TeamViewer client
+    assert 'data-tvwidget-share="alex" data-status="pending"' in client.get("/embed/admin/agents").text
+    _refresh_later(app, client)  # the admin's refresh (or the periodic job) reads the group again
     page, token = page_csrf(client)
     assert 'data-tvwidget-share="alex" data-status="accepted"' in page.text
+    assert 'data-tvwidget-share="kim" data-status="pending"' in page.text
     client.post("/embed/admin/agents/share", data={"csrf_token": token})
     assert len(fake.shares) == 1  # nobody left to share with
     assert audit(app, "group_shared")[0]["users"] == ["u201", "u202"]
+
+
+def test_the_periodic_refresh_reads_the_groups_shares_but_a_play_does_not(app, fake):
+    play(app, "alex.morgan@helpdesk.example", sub="alex")
+    assert fake.calls[("GET", "/groups")] == 0
+    with app.app_context():
+        assert directory.refresh_due(utcnow() + timedelta(minutes=6))["fetched"] == 1
+        assert directory.sharing("BOSS").group_id == "g900"
+    assert fake.calls[("GET", "/groups")] == 1
 
 
 # -- worked by ---------------------------------------------------------------------------------------------------

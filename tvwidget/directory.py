@@ -14,6 +14,7 @@ lower-casing (``+`` and everything else kept), active users only, and only a
 single match counts.  An admin's override (a user, or "don't assign")
 always wins.
 """
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,11 +129,16 @@ def refresh_due(now: datetime | None = None, *, force: bool = False, in_play: bo
         try:
             users = client.users()
         except TeamViewerError as exc:
+            users = None
             _record_failure(now, exc)
+        else:
+            _store(now, users)
+        db.session.commit()
+        if not in_play:  # who has accepted the shared group: for the admin, never on an agent's time
+            check_group(client, now)
             db.session.commit()
-            return {"fetched": 0, "users": state().user_count, "status": exc.kind}
-    _store(now, users)
-    db.session.commit()
+    if users is None:
+        return {"fetched": 0, "users": state().user_count, "status": state().status}
     log.info("TeamViewer directory refreshed: %d users", len(users))
     return {"fetched": 1, "users": len(users), "status": "ok"}
 
@@ -341,9 +347,50 @@ def owner_userids() -> set[str]:
     return set(db.session.scalars(sa.select(DirectoryUser.userid).where(DirectoryUser.email_key == key)))
 
 
-def group_status(client, group_name: str):
-    """Return the case group as TeamViewer lists it (with ``shared_with``), or None before its first case."""
-    return client.find_group(group_name)
+@dataclass(frozen=True)
+class Sharing:
+    """The case group as last read from TeamViewer: ``shares`` maps user id to pending (True) or accepted."""
+
+    group_id: str | None
+    shares: dict
+    checked_at: datetime | None
+    error: str | None
+
+
+def sharing(group_name: str) -> Sharing:
+    """Return what tvwidget last learnt about sharing the group ``group_name`` (no TeamViewer call)."""
+    row = state()
+    if row.group_checked_at is None or row.group_name != group_name:
+        return Sharing(None, {}, None, None)
+    try:
+        shares = json.loads(row.group_shares or "{}")
+    except ValueError:
+        shares = {}
+    return Sharing(row.group_id, shares if isinstance(shares, dict) else {}, row.group_checked_at, row.group_error)
+
+
+def _record_group(now: datetime, group_name: str, group, error: str | None = None) -> None:
+    row = db.session.get(DirectoryState, STATE_ID, populate_existing=True)
+    if row is None:
+        row = DirectoryState(id=STATE_ID, user_count=0)
+        db.session.add(row)
+    row.group_name, row.group_checked_at, row.group_error = group_name, now, error
+    if error is None:
+        row.group_id = group.id if group is not None else None
+        row.group_shares = json.dumps({share.userid: share.pending for share in group.shared_with}
+                                      if group is not None else {})
+
+
+def check_group(client, now: datetime | None = None) -> None:
+    """Read the case group's shares from TeamViewer and keep them (errors are kept, never raised); caller commits."""
+    now = now or utcnow()
+    name = integration.settings().group_name
+    try:
+        group = client.find_group(name)
+    except TeamViewerError as exc:
+        _record_group(now, name, None, exc.kind)
+        return
+    _record_group(now, name, group, None if group is not None else "no_group")
 
 
 def share_group(client, group_name: str, admin):
@@ -351,14 +398,17 @@ def share_group(client, group_name: str, admin):
 
     Returns ``(group, newly shared user ids)``; ``group`` is None when
     TeamViewer has no such group yet (it is made with the first case).
-    Raises TeamViewerError; the caller commits the audit record.
+    Raises TeamViewerError; the caller commits (the audit record and the shares kept).
     """
     group = client.find_group(group_name)
     if group is None:
+        _record_group(utcnow(), group_name, None, "no_group")
         return None, []
     already = {share.userid for share in group.shared_with} | owner_userids()
     wanted = sorted({match.userid for match in matches(agents()).values() if match.assigns} - already)
     if wanted:
         client.share_group(group.id, wanted, "readwrite")
         audit.record("group_shared", admin, group=group_name, groupid=group.id, users=wanted)
-    return client.get_group(group.id), wanted
+        group = client.get_group(group.id)
+    _record_group(utcnow(), group_name, group)
+    return group, wanted

@@ -418,6 +418,14 @@ class DirectoryState(db.Model):
     remote_error: Mapped[str | None] = mapped_column(sa.String(64))
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     user_count: Mapped[int] = mapped_column(default=0)
+    # The case group as TeamViewer last listed it (read with an admin's refresh, a share or the periodic
+    # job, never on a page view): its id, and ``{userid: pending}`` for whom it is shared with.
+    group_name: Mapped[str | None] = mapped_column(sa.String(100))
+    group_id: Mapped[str | None] = mapped_column(sa.String(32))
+    group_shares: Mapped[str | None] = mapped_column(sa.Text)
+    group_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The TeamViewerError kind of the last failed look at the group, else None.
+    group_error: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class AgentIdentity(db.Model):

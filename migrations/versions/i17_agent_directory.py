@@ -44,6 +44,11 @@ def upgrade():
     sa.Column('remote_error', sa.String(length=64), nullable=True),
     sa.Column('retry_at', sa.DateTime(), nullable=True),
     sa.Column('user_count', sa.Integer(), nullable=False),
+    sa.Column('group_name', sa.String(length=100), nullable=True),
+    sa.Column('group_id', sa.String(length=32), nullable=True),
+    sa.Column('group_shares', sa.Text(), nullable=True),
+    sa.Column('group_checked_at', sa.DateTime(), nullable=True),
+    sa.Column('group_error', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tvwidget_directory_state'))
     )
     op.create_table('tvwidget_directory_users',

@@ -5,7 +5,7 @@ from flask_babel import lazy_gettext as _l
 from .. import directory, integration
 from ..extensions import db
 from ..secrets import SecretUnreadable
-from ..teamviewer import TeamViewerError, USERID_RE
+from ..teamviewer import USERID_RE, TeamViewerError
 from .admin import bp
 
 
@@ -22,32 +22,24 @@ def _choices(users) -> list[tuple[str, str]]:
         for user in users]
 
 
-def _sharing(row):
-    """Return (group, problem): the case group as TeamViewer shows it now, or what kept us from asking."""
-    try:
-        client = integration.connected_client(row)
-    except SecretUnreadable:
-        client = None
-    if client is None:
-        return None, None
-    with client:
-        try:
-            group = directory.group_status(client, row.group_name)
-        except TeamViewerError as exc:
-            return None, exc.message
-    return group, None if group is not None else _no_group(row.group_name)
-
-
 def _page(status: int = 200, **extra):
     row = integration.settings()
     agents = directory.agents()
     users = directory.directory_users()
-    group, share_problem = extra.pop("sharing", None) or _sharing(row)
-    shares = {share.userid: share for share in group.shared_with} if group else {}
+    sharing = directory.sharing(row.group_name)
+    if sharing.error == "no_group":
+        share_problem = _no_group(row.group_name)
+    elif sharing.error:
+        share_problem = _l("TeamViewer did not show the group (%(reason)s). Press “Refresh now” to ask again.",
+                           reason=sharing.error)
+    elif sharing.checked_at is None:
+        share_problem = _l("Not read from TeamViewer yet: press “Refresh now” to see who has accepted.")
+    else:
+        share_problem = None
     context = dict(
         settings=row, connected=row.connected, agents=agents, matches=directory.matches(agents),
         state=directory.state(), problems=directory.DIRECTORY_PROBLEMS, choices=_choices(users),
-        user_names={user.userid: user.name for user in users}, group=group, shares=shares,
+        user_names={user.userid: user.name for user in users}, sharing=sharing, shares=sharing.shares,
         share_problem=share_problem, owners=directory.owner_userids(),
         saved=request.args.get("saved"), refreshed=request.args.get("refreshed"),
         shared_now=request.args.get("shared", type=int),
@@ -101,5 +93,5 @@ def agents_share():
             return _page(502, share_error=_l("TeamViewer did not share the group: %(reason)s", reason=exc.message))
     db.session.commit()
     if group is None:
-        return _page(409, share_error=_no_group(row.group_name), sharing=(None, None))
+        return _page(409, share_error=_no_group(row.group_name))
     return redirect(url_for(".agents", shared=len(shared), _anchor="sharing"), 303)
