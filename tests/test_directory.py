@@ -160,6 +160,20 @@ def test_a_directory_teamviewer_will_not_show_is_a_normal_backed_off_state(app, 
     assert fake.creates[-1]["assigned_userid"] == "u201"
 
 
+def test_without_a_directory_the_admin_types_the_users_id(app, fake):
+    fake.directory = "forbidden"
+    play(app, "robin@helpdesk.example", sub="robin")
+    client = admin(app)
+    page, token = page_csrf(client)
+    assert 'name="userid"' in page.text and 'data-tvwidget-match="unknown"' in page.text
+    assert client.post("/embed/admin/agents/robin/user",
+                       data={"csrf_token": token, "choice": "auto", "userid": "u206"}).status_code == 303
+    play(app, "robin@helpdesk.example", sub="robin")
+    assert fake.creates[-1]["assigned_userid"] == "u206"
+    assert client.post("/embed/admin/agents/robin/user",
+                       data={"csrf_token": token, "choice": "auto", "userid": "robin"}).status_code == 422
+
+
 def test_refresh_command_and_function_for_the_worker(app, fake):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["tvwidget", "directory", "refresh"])

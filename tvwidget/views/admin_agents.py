@@ -65,7 +65,8 @@ def agents_refresh():
 @bp.post("/agents/<path:agent_id>/user")
 def agents_set(agent_id: str):
     """Set an agent's TeamViewer user, back to automatic, or "don't assign"; the override always wins."""
-    choice = request.form.get("choice", "")
+    # A typed user id (offered while there is no directory to choose from) beats the list's choice.
+    choice = request.form.get("userid", "").strip() or request.form.get("choice", "")
     if choice not in ("auto", directory.DONT_ASSIGN) and not USERID_RE.fullmatch(choice):
         return _page(422, form_error=_l("Choose a TeamViewer user from the list."))
     if directory.set_override(agent_id, choice, g.tvwidget_agent) is None:
