@@ -211,7 +211,9 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
 
     Returns ``(case, created)``; ``created`` is False when another press won.
     The invitation is queued in the same transaction as the case; the caller
-    sends it (after this function's final commit).
+    sends it (after this function's final commit).  A mapped agent's case is
+    assigned to their TeamViewer user (G7); if TeamViewer refuses that user by
+    name, the case is created once more unassigned and the refusal recorded.
     """
     # Whose TeamViewer the case goes to (G7); may fetch the directory, so before any lock is taken.
     match = directory.prepare_play(agent)
