@@ -80,6 +80,8 @@ def test_demo_plays_mails_guards_and_stops_over_http(demo):
         assert 'data-tvwidget-field="supporter-link"' in played.text
         print("played:", code, customer_link)
         assert 'data-tvwidget-field="email-status" data-status="sent"' in played.text, played.text
+        # The demo's agent is in the sandbox's directory, so the case is assigned to their TeamViewer (G7).
+        assert 'data-tvwidget-field="assignee" data-userid="u2000001"' in played.text, played.text
 
         # The customer link really opens the sandbox's join page.
         joined = frame.get(customer_link, timeout=10)

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, CaseState, EmailMessage, ServiceCase, Ticket, WebhookEvent, utcnow
+from tvwidget.models import (AuditEvent, CaseState, DirectoryUser, EmailMessage, ServiceCase, Ticket, WebhookEvent,
+                             utcnow)
 
 from .conftest import connect
 
@@ -146,3 +147,19 @@ def test_reconcile_follows_teamviewers_pages(app, teamviewer):
 def test_reconcile_without_a_connection_says_so(app_factory):
     result = app_factory().test_cli_runner().invoke(args=["tvwidget", "reconcile"])
     assert result.exit_code == 0 and "not connected" in result.output
+
+
+def test_an_adopted_case_keeps_whose_teamviewer_it_was_assigned_to(app, teamviewer):
+    """A play that died after TeamViewer assigned its case (G7): the adopted case names the assignee."""
+    with app.app_context():
+        db.session.add(Ticket(id="A"))
+        db.session.add(_case("A", CaseState.CREATING, "k-assigned"))
+        db.session.add(DirectoryUser(userid="u201", name="Alex Morgan", email="alex@x.example",
+                                     email_key="alex@x.example", active=True))
+        db.session.commit()
+    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
+        _remote("s11-111-111", "k-assigned") | {"assigned_userid": "u201"}]})
+    assert _run(app).exit_code == 0
+    with app.app_context():
+        case = db.session.scalars(sa.select(ServiceCase)).one()
+        assert (case.state, case.assigned_userid, case.assigned_name) == (CaseState.OPEN, "u201", "Alex Morgan")

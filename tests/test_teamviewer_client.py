@@ -214,6 +214,7 @@ def test_create_session_parses_the_live_reply_and_ignores_unknown_fields(httpser
         groupid="g272032545",
         custom_api="{\"ticket_id\":\"535824\"}",
         description="Ticket #535824: Outlook crashes on start",
+        assigned_userid="u11293276",
     )
 
 

@@ -18,7 +18,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, database, integration, mail, outbox, webhook
+from . import audit, database, directory, integration, mail, outbox, webhook
 from .config import setting
 from .extensions import db
 from .host import Agent
@@ -179,6 +179,18 @@ def _client_or_raise(lock: str | None = None):
     return row, client
 
 
+def _assignee_name(userid: str | None, match: "directory.Match", settings_row) -> str | None:
+    """Name the case's TeamViewer assignee: the agent's match, the directory, or the token's owner."""
+    if userid is None:
+        return None
+    if userid == match.userid and match.name:
+        return match.name[:200]
+    name = directory.user_name(userid)
+    if name is None and not match.assigns:
+        name = settings_row.account_name  # unassigned cases go to the token's owner
+    return (name or userid)[:200]
+
+
 def _wait_for_other(ticket_id: str) -> ServiceCase | None:
     """Wait while another request finishes creating the ticket's case; return what it became."""
     deadline = time.monotonic() + setting("TEAMVIEWER_CONNECT_TIMEOUT") + setting("TEAMVIEWER_READ_TIMEOUT") + 2
@@ -197,8 +209,12 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
 
     Returns ``(case, created)``; ``created`` is False when another press won.
     The invitation is queued in the same transaction as the case; the caller
-    sends it (after this function's final commit).
+    sends it (after this function's final commit).  A mapped agent's case is
+    assigned to their TeamViewer user (G7); if TeamViewer refuses that user by
+    name, the case is created once more unassigned and the refusal recorded.
     """
+    # Whose TeamViewer the case goes to (G7); may fetch the directory, so before any lock is taken.
+    match = directory.prepare_play(agent)
     # The settings row stays share-locked until the claim below commits: a revoke waits, then sees the claim.
     settings_row, client = _client_or_raise("share")
     now = utcnow()
@@ -235,19 +251,35 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
 
     # Phase 2: the only step outside the database; no transaction is open
     # (nothing touches the expired ORM objects until phase 3).
+    refusal = None
     try:
-        remote = client.create_session(**remote_request)
+        try:
+            remote = client.create_session(**remote_request, assigned_userid=match.userid if match.assigns else None)
+        except TeamViewerError as exc:
+            # A refused assignee created nothing: create once more, unassigned. Timeouts and 5xx
+            # are never repeated (the first may have been made; reconcile adopts it).
+            if not (match.assigns and directory.refuses_assignment(exc, match.userid)):
+                raise
+            refusal = exc
+            remote = client.create_session(**remote_request)
     except TeamViewerError as exc:
         transition(case, CaseState.FAILED, error=f"{exc.kind}: {exc.status or ''}".strip(": "))
         audit.record("case_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind, status=exc.status)
+        if refusal is not None:
+            directory.record_refusal(agent, match, refusal, case.id, ticket_id)
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
 
     # Phase 3: record what TeamViewer made, with the invitation, in one transaction.
     valid_until = remote.valid_until or now + DEFAULT_VALIDITY
+    assigned = remote.assigned_userid or (match.userid if match.assigns and refusal is None else None)
     transition(case, CaseState.OPEN, code=remote.code, supporter_link=remote.supporter_link,
-                end_customer_link=remote.end_customer_link, valid_until=valid_until)
-    audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code)
+                end_customer_link=remote.end_customer_link, valid_until=valid_until,
+                assigned_userid=assigned, assigned_name=_assignee_name(assigned, match, settings_row))
+    if refusal is not None:
+        directory.record_refusal(agent, match, refusal, case.id, ticket_id)
+    audit.record("case_opened", agent, ticket_id=ticket_id, case_id=case.id, code=remote.code,
+                 assigned_userid=assigned)
     webhook.enqueue("service_case.opened", case)
     message = mail.queue_invitation(case, agent, agent.tz or "UTC")
     if message is None:
@@ -409,19 +441,7 @@ def claim_tracking(case_id: int, stale, **stamp) -> bool:
     (``connections``).  Must be the first statement of its transaction:
     SQLite then takes the write lock before reading anything.
     """
-    claimed = db.session.execute(
-        sa.update(CaseTracking).where(CaseTracking.case_id == case_id, stale).values(**stamp)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount == 1:
-        return True
-    if db.session.get(CaseTracking, case_id) is not None:
-        return False
-    try:
-        with db.session.begin_nested():
-            db.session.add(CaseTracking(case_id=case_id, **stamp))
-    except IntegrityError:
-        return False  # another racer created the row (and so holds the claim) first
-    return True
+    return database.claim(CaseTracking, {"case_id": case_id}, stale, **stamp)
 
 
 def _hold_status_checks(case_id: int) -> None:

@@ -124,6 +124,21 @@ from .webhook import webhook_cli  # noqa: E402
 cli.add_command(webhook_cli)
 
 
+directory_cli = AppGroup("directory", help="The TeamViewer company directory (agent -> TeamViewer user).")
+
+
+@directory_cli.command("refresh")
+@click.option("--force", is_flag=True, help="Fetch now, whatever the refresh window and back-off say.")
+def directory_refresh_command(force):
+    """Fetch the company directory if it is due (at most once per window across every process)."""
+    from . import directory
+
+    counts = directory.refresh_due(force=force)
+    click.echo(f"fetched {counts['fetched']}, users {counts['users']}, status {counts['status']}")
+
+
+cli.add_command(directory_cli)
+
 from .doctor import doctor_command  # noqa: E402
 from .worker import run_due_command, worker_command  # noqa: E402
 

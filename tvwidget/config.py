@@ -37,10 +37,14 @@ def setting(name: str, default=_MISSING):
     the standalone app's config, or tvwidget's own settings on ``app.extensions["tvwidget"]``
     in a host app (whose config keeps only the host's keys and ``TVWIDGET_*`` ones).
     """
-    settings = current_app.extensions["tvwidget"].settings
     if default is _MISSING:
-        return settings[name]
-    return settings.get(name, default)
+        return settings()[name]
+    return settings().get(name, default)
+
+
+def settings():
+    """Return all of tvwidget's settings for the current app (a mapping; see ``setting``)."""
+    return current_app.extensions["tvwidget"].settings
 
 
 def standalone() -> bool:
@@ -131,6 +135,8 @@ def defaults(instance_path: str) -> dict:
         "TEAMVIEWER_CONNECT_TIMEOUT": 2.0,
         "TEAMVIEWER_READ_TIMEOUT": 4.0,
         "TEAMVIEWER_RETRIES": 1,
+        # The company directory (agent -> TeamViewer user, G7) is fetched at most once per this many seconds.
+        "DIRECTORY_REFRESH_SECONDS": 300,
         "FRAME_ANCESTORS": "",
         "COMPANY_NAME": "Helpdesk",
         "DEFAULT_LOCALE": "en",

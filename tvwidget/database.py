@@ -42,6 +42,27 @@ def upsert(model, values: dict, keys: tuple[str, ...], update: dict | None = Non
     db.session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=update))
 
 
+def claim(model, key: dict, due, **stamp) -> bool:
+    """Stamp the row ``key`` of ``model`` where ``due`` holds, or create it stamped; True for exactly one racer.
+
+    Must be the first statement of its transaction: SQLite then takes the
+    write lock before reading anything.
+    """
+    where = [getattr(model, name) == value for name, value in key.items()]
+    claimed = db.session.execute(sa.update(model).where(*where, due).values(**stamp)
+                                 .execution_options(synchronize_session=False))
+    if claimed.rowcount == 1:
+        return True
+    if db.session.get(model, tuple(key.values())) is not None:
+        return False
+    try:
+        with db.session.begin_nested():
+            db.session.add(model(**key, **stamp))
+    except sa.exc.IntegrityError:
+        return False  # another racer created the row (and so holds the claim) first
+    return True
+
+
 def configure(settings, instance_path: str) -> None:
     """Prepare tvwidget's engine options before Flask-SQLAlchemy creates the engine."""
     uri = settings["SQLALCHEMY_DATABASE_URI"]

@@ -17,13 +17,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
 from flask.cli import with_appcontext
 from flask_babel import force_locale, gettext
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import config, integration, mail, worker
 from .extensions import db, migrate
+from .config import setting, settings
 from .models import WorkerJob, utcnow
 from .secrets import SecretUnreadable
 from .teamviewer import TeamViewerError, TeamViewerPermissionError
@@ -53,13 +53,13 @@ class Check:
 def run() -> list[Check]:
     """Run every check (in an app context); a check that cannot run reports why instead of raising."""
     checks: list[Check] = []
-    checks += settings_checks(current_app.config)
+    checks += settings_checks(settings())
     database = _safely(gettext("Database"), database_checks)
     checks += database
     checks += _safely(gettext("SMTP server"), smtp_check)
     if database[0].ok:  # reachable (the token is stored there)
         checks += _safely(gettext("TeamViewer token"), teamviewer_checks)
-    checks += frame_ancestors_checks(current_app.config)
+    checks += frame_ancestors_checks(settings())
     if all(check.ok for check in database):  # the worker's table exists at the newest revision only
         checks += _safely(gettext("Worker"), worker_checks)
     db.session.rollback()
@@ -221,7 +221,7 @@ def frame_ancestors_checks(cfg) -> list[Check]:
 
 def database_checks():
     label = gettext("Database")
-    url = sa.engine.make_url(current_app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=True)
+    url = sa.engine.make_url(setting("SQLALCHEMY_DATABASE_URI")).render_as_string(hide_password=True)
     try:
         db.session.execute(sa.text("SELECT 1"))
         db.session.rollback()
@@ -250,7 +250,7 @@ def database_checks():
 
 def smtp_check():
     label = gettext("SMTP server")
-    cfg = current_app.config
+    cfg = settings()
     where = f"{cfg.get('MAIL_SERVER') or 'localhost'}:{cfg.get('MAIL_PORT') or 25}"
     if not _positive(cfg.get("SMTP_TIMEOUT")):
         yield Check(label, False, gettext("not tried: TVWIDGET_SMTP_TIMEOUT must be a positive number of seconds."))

@@ -87,24 +87,24 @@ def settings(lock: str | None = None) -> IntegrationSettings:
     return row if row is not None else IntegrationSettings(id=SETTINGS_ID, group_name=DEFAULT_GROUP)
 
 
-def client(token: str | None) -> TeamViewerClient:
-    """Return a TeamViewer client for ``token`` configured from the app's settings."""
+def client(token: str | None, retries: int | None = None) -> TeamViewerClient:
+    """Return a TeamViewer client for ``token`` configured from the app's settings (``retries`` overrides)."""
     return TeamViewerClient(
         setting("TEAMVIEWER_API_URL"), token,
         connect_timeout=setting("TEAMVIEWER_CONNECT_TIMEOUT"),
         read_timeout=setting("TEAMVIEWER_READ_TIMEOUT"),
-        retries=setting("TEAMVIEWER_RETRIES"),
+        retries=setting("TEAMVIEWER_RETRIES") if retries is None else retries,
     )
 
 
-def connected_client(row: IntegrationSettings) -> TeamViewerClient | None:
+def connected_client(row: IntegrationSettings, retries: int | None = None) -> TeamViewerClient | None:
     """Return a client with the stored token, or None when not connected.
 
     Raises ``secrets.SecretUnreadable`` when the stored token cannot be decrypted.
     """
     if not row.token_ciphertext:
         return None
-    return client(secrets.decrypt(row.token_ciphertext))
+    return client(secrets.decrypt(row.token_ciphertext), retries)
 
 
 def status(row: IntegrationSettings) -> str:

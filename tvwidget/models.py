@@ -120,6 +120,9 @@ class ServiceCase(db.Model):
     # The sum of the case's connections' seconds (G2), kept by triggers on tvwidget_connections for the
     # report's roll-ups (``tvwidget.rollup``); never written by the application.
     connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Whose TeamViewer the case is assigned to (G7), kept at play time so the widget shows it without a query.
+    assigned_userid: Mapped[str | None] = mapped_column(sa.String(32))
+    assigned_name: Mapped[str | None] = mapped_column(sa.String(200))
 
     ticket: Mapped[Ticket] = relationship()
     email: Mapped["EmailMessage | None"] = relationship(back_populates="case", uselist=False)
@@ -401,3 +404,71 @@ class WorkerJob(db.Model):
     last_counts: Mapped[str | None] = mapped_column(sa.String(500))
     runs: Mapped[int] = mapped_column(default=0)
     failures: Mapped[int] = mapped_column(default=0)
+
+
+class DirectoryUser(db.Model):
+    """A user of the company's TeamViewer directory, as last fetched (G7); replaced whole on each refresh."""
+
+    __tablename__ = "tvwidget_directory_users"
+
+    userid: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    # The address lower-cased: agents are matched on it exactly, case-insensitively.
+    email_key: Mapped[str | None] = mapped_column(sa.String(254), index=True)
+    # None when TeamViewer did not say (counted as active).
+    active: Mapped[bool | None] = mapped_column(sa.Boolean)
+
+
+class DirectoryState(db.Model):
+    """The one row saying when the directory was fetched and how the last try went (G7).
+
+    ``claimed_at`` is the claim every process races for with one conditional
+    UPDATE, so the directory is fetched at most once per refresh window
+    however many plays and machines want it; ``retry_at`` holds a back-off
+    after TeamViewer refused (403, licence, rate limit) or failed.
+    """
+
+    __tablename__ = "tvwidget_directory_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # ok, or the TeamViewerError kind of the last failure (permission, license, rate_limited, ...).
+    status: Mapped[str | None] = mapped_column(sa.String(32))
+    remote_error: Mapped[str | None] = mapped_column(sa.String(64))
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    user_count: Mapped[int] = mapped_column(default=0)
+    # The case group as TeamViewer last listed it (read with an admin's refresh, a share or the periodic
+    # job, never on a page view): its id, and ``{userid: pending}`` for whom it is shared with.
+    group_name: Mapped[str | None] = mapped_column(sa.String(100))
+    group_id: Mapped[str | None] = mapped_column(sa.String(32))
+    group_shares: Mapped[str | None] = mapped_column(sa.Text)
+    group_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The TeamViewerError kind of the last failed look at the group, else None.
+    group_error: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class AgentIdentity(db.Model):
+    """An agent tvwidget has seen, and which TeamViewer user their cases go to (G7).
+
+    ``override`` is None (match by email), ``"none"`` (don't assign) or a
+    TeamViewer user id set by an admin; it always wins.  ``refused_userid``
+    is a user TeamViewer refused as assignee: not assigned again until an
+    admin looks at it or the match changes.
+    """
+
+    __tablename__ = "tvwidget_agents"
+
+    id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    email: Mapped[str] = mapped_column(sa.String(254), default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    override: Mapped[str | None] = mapped_column(sa.String(32))
+    override_by_name: Mapped[str | None] = mapped_column(sa.String(200))
+    override_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refused_userid: Mapped[str | None] = mapped_column(sa.String(32))
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refused_detail: Mapped[str | None] = mapped_column(sa.String(500))

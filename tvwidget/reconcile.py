@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from . import audit, integration, mail, webhook
+from . import audit, directory, integration, mail, webhook
 from .cases import DEFAULT_VALIDITY, transition
 from .extensions import db
 from .host import Agent
@@ -71,7 +71,10 @@ def reconcile(client) -> Outcome:
         if session is not None and transition(
                 case, CaseState.OPEN, code=session.code, supporter_link=session.supporter_link,
                 end_customer_link=session.end_customer_link,
-                valid_until=session.valid_until or case.opened_at + DEFAULT_VALIDITY):
+                valid_until=session.valid_until or case.opened_at + DEFAULT_VALIDITY,
+                assigned_userid=session.assigned_userid,
+                assigned_name=(directory.user_name(session.assigned_userid) or session.assigned_userid)
+                if session.assigned_userid else None):
             audit.record("case_adopted", None, ticket_id=case.ticket_id, case_id=case.id, code=session.code)
             _announce(case)
             outcome.adopted += 1

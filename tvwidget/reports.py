@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from . import rollup
+from . import directory, rollup
 from .cases import OUTCOMES
 from .extensions import db
-from .models import ReportDay, ReportHour, ReportTechnicianDay, ReportTechnicianHour, ServiceCase, UTCDateTime
+from .models import (CaseState, Connection, DirectoryUser, ReportDay, ReportHour, ReportTechnicianDay, ReportTechnicianHour,
+                     ServiceCase, UTCDateTime)
 
 ATTRIBUTES = tuple(dimension for dimension, _ in rollup.ATTRIBUTES)
 BANDS = rollup.BANDS
@@ -151,6 +152,26 @@ class Row:
 
 
 @dataclass
+class WorkedBy:
+    """Who really worked sessions (G7): one TeamViewer user of the connection reports, mapped back to an agent.
+
+    ``agent_id`` is None when no agent maps to the TeamViewer user.
+    """
+
+    teamviewer_userid: str | None
+    teamviewer_name: str | None
+    agent_id: str | None
+    name: str | None
+    sessions: int = 0
+    connected_seconds: int = 0
+
+    def as_json(self) -> dict:
+        return {"value": self.agent_id, "name": self.name, "teamviewer_userid": self.teamviewer_userid,
+                "teamviewer_name": self.teamviewer_name, "sessions": self.sessions,
+                "total_connected_seconds": self.connected_seconds}
+
+
+@dataclass
 class Report:
     """The TeamViewer Sessions Summary for one set of filters."""
 
@@ -160,6 +181,7 @@ class Report:
     breakdowns: dict[str, list[Row]]
     outcomes: list[Row]
     bands: list[Row]
+    worked_by: list[WorkedBy]
 
     @property
     def empty(self) -> bool:
@@ -260,7 +282,44 @@ def build(filters: Filters, use_rollup: bool = True) -> Report:
         # Every outcome, in their order; a value written by some other tool after them.
         outcomes=[outcomes.pop(value, None) or Row(value) for value in OUTCOMES] + _sorted(outcomes.values()),
         bands=[bands.get(str(lower)) or Row(str(lower)) for lower in BANDS],
+        worked_by=worked_by(filters),
     )
+
+
+def worked_by(filters: Filters) -> list[WorkedBy]:
+    """Return who connected in the sessions of ``filters``, per TeamViewer user, busiest first.
+
+    From the connection reports' ``userid`` (whoever started each
+    connection), mapped back to agents through their TeamViewer users
+    (``tvwidget.directory``).  A session counts once per user who connected
+    in it; like every duration here, only stopped cases count.
+    """
+    dialect = db.session.get_bind().dialect.name
+    seconds = sa.literal_column(rollup.connection_seconds_sql(dialect, "tvwidget_connections.start_at",
+                                                              "tvwidget_connections.end_at"))
+    query = (sa.select(Connection.userid, sa.func.max(Connection.username),
+                       sa.func.count(sa.distinct(Connection.case_id)), sa.func.sum(seconds))
+             .join(ServiceCase, ServiceCase.id == Connection.case_id)
+             .where(ServiceCase.opened_at >= filters.since, ServiceCase.opened_at < filters.until,
+                    ServiceCase.state == CaseState.CLOSED)
+             .group_by(Connection.userid))
+    if filters.technician:
+        query = query.where(ServiceCase.opened_by_id == filters.technician)
+    rows = db.session.execute(query).all()
+    if not rows:
+        return []
+    agents = directory.userid_to_agent()
+    names = dict(db.session.execute(sa.select(DirectoryUser.userid, DirectoryUser.name).where(
+        DirectoryUser.userid.in_([userid for userid, *_ in rows if userid]))).all())
+    found = []
+    for userid, username, sessions, connected in rows:
+        agent = agents.get(userid) if userid else None
+        tv_name = names.get(userid) or username
+        found.append(WorkedBy(teamviewer_userid=userid, teamviewer_name=tv_name,
+                              agent_id=agent.id if agent else None,
+                              name=(agent.name if agent else None) or tv_name or userid,
+                              sessions=int(sessions or 0), connected_seconds=int(connected or 0)))
+    return sorted(found, key=lambda row: (-row.sessions, -row.connected_seconds, row.name or ""))
 
 
 def technicians() -> list[tuple[str, str]]:
@@ -302,6 +361,7 @@ def as_json(report: Report) -> dict:
     body["duration_bands"] = [
         row.as_json() | {"value": band_label(row), "from_minutes": band_bounds(row)[0],
                          "to_minutes": band_bounds(row)[1]} for row in report.bands]
+    body["by_worked_by"] = [row.as_json() for row in report.worked_by]
     body["filters"] = {"from": filters.start.isoformat(), "to": filters.end.isoformat(), "tz": filters.tz,
                        "technician": filters.technician}
     return body
@@ -309,7 +369,7 @@ def as_json(report: Report) -> dict:
 
 # --- CSV (G6) -------------------------------------------------------------------------------------
 
-TABLES = ("summary", "technicians", *ATTRIBUTES, "outcome", "bands", "sessions")
+TABLES = ("summary", "technicians", "worked_by", *ATTRIBUTES, "outcome", "bands", "sessions")
 NONE_LABEL = _l("(none)")
 _TITLES = {
     "category": _l("Category"), "type": _l("Type"), "priority": _l("Priority"), "source": _l("Source"),
@@ -361,6 +421,12 @@ def table_rows(report: Report, table: str) -> Iterator[list]:
         yield [str(h) for h in (_l("Technician ID"), _l("Technician"), *_DURATIONS, expired, *_CONNECTED)]
         for row in report.technicians:
             yield [_text(row.value)] + _line(row.name, row)
+    elif table == "worked_by":
+        yield [str(h) for h in (_l("Technician ID"), _l("Worked by"), _l("TeamViewer user ID"), _l("TeamViewer user"),
+                                _l("Sessions"), *_CONNECTED[:2])]
+        for row in report.worked_by:
+            yield [_text(row.agent_id), _text(row.name), _text(row.teamviewer_userid), _text(row.teamviewer_name),
+                   row.sessions, row.connected_seconds, format_duration(row.connected_seconds)]
     elif table == "bands":
         yield [str(h) for h in (_l("Duration (minutes)"), *_DURATIONS, *_CONNECTED)]
         for row in report.bands:

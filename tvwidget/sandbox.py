@@ -29,6 +29,20 @@ from werkzeug.serving import run_simple
 from tvwidget.paths import asset_dir
 
 SANDBOX_USER = {"userid": "u1234567", "name": "Sandbox Supporter", "email": "sandbox@example.com"}
+# The company directory (GET /users): the token's owner, the demo's two agents (one address in mixed
+# case), an inactive user, two users sharing one address (so matching it is ambiguous) and a ``+`` address.
+SEED_USERS = (
+    {"id": SANDBOX_USER["userid"], "name": SANDBOX_USER["name"], "email": SANDBOX_USER["email"], "active": True},
+    {"id": "u2000001", "name": "Alex Morgan", "email": "alex.morgan@helpdesk.example", "active": True},
+    {"id": "u2000002", "name": "田中 愛子", "email": "Aiko.Tanaka@Helpdesk.example", "active": True},
+    {"id": "u2000003", "name": "Chris Former", "email": "chris.former@helpdesk.example", "active": False},
+    {"id": "u2000004", "name": "Sam Lee (desk)", "email": "sam.lee@helpdesk.example", "active": True},
+    {"id": "u2000005", "name": "Sam Lee (laptop)", "email": "Sam.Lee@helpdesk.example", "active": True},
+    {"id": "u2000006", "name": "Kim Park", "email": "kim+support@helpdesk.example", "active": True},
+)
+USER_PARAMS = {"email", "name", "permissions", "full_list"}
+USER_PERMISSIONS = "ShareOwnGroups,EditConnections,ViewOwnConnections,EditFullProfile,ManageOwnSessions"
+SHARE_PERMISSIONS = ("read", "readwrite")
 SANDBOX_DEVICENAME = "SANDBOX-PC"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SESSION_LIFETIME = dt.timedelta(hours=24)
@@ -117,6 +131,7 @@ class Connection:
     start_date: dt.datetime
     seq: int
     end_date: dt.datetime | None = None
+    userid: str = SANDBOX_USER["userid"]
 
 
 @dataclass
@@ -130,6 +145,11 @@ class SandboxState:
     groups: dict = field(default_factory=dict)  # groupid -> name
     sessions: dict = field(default_factory=dict)  # code -> Session
     connections: list = field(default_factory=list)
+    users: dict = field(default_factory=lambda: {user["id"]: dict(user) for user in SEED_USERS})
+    # groupid -> {userid: {"permissions": ..., "pending": bool}}
+    shares: dict = field(default_factory=dict)
+    # The switch that makes the directory answer 403 invalid_permission (a token without Users.Read).
+    directory_forbidden: bool = False
     seq: int = 0
 
     def next_seq(self):
@@ -232,6 +252,19 @@ def _check_userid(body):
     return value
 
 
+def _check_assignee(state, userid):
+    """Refuse an assignee who is not an active user of the company (caller holds the lock).
+
+    The live API's answer here is undocumented; 400 is the most plausible (teamviewer-api.md §8).
+    """
+    if userid in (None, "u0"):
+        return
+    user = state.users.get(userid)
+    if user is None or not user["active"]:
+        raise ApiError(400, "invalid_request",
+                       f"assigned_userid {userid} is not an active user of this company.")
+
+
 def _check_fields(body, allowed):
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "The request body must be a JSON object.")
@@ -261,6 +294,7 @@ def create_session(state, body, build_links):
     # 2021 docs: unset means assigned to the creator; "u0" means unassigned.
     assigned_userid = assigned_userid or SANDBOX_USER["userid"]
     with state.lock:
+        _check_assignee(state, assigned_userid)
         active = sum(1 for s in state.sessions.values() if s.is_open and created_at < s.valid_until)
         if active >= state.license_limit:
             raise LicenseLimitReached
@@ -331,6 +365,7 @@ def update_session(state, code, body):
             raise ApiError(400, "invalid_request", "A closed session cannot be reopened.")
         for name, value in changes.items():
             setattr(session, name, value)
+        _check_assignee(state, assigned_userid)
         if assigned_userid is not None:
             session.assigned_userid = assigned_userid
             session.assigned_at = None if assigned_userid == "u0" else at
@@ -375,7 +410,7 @@ def list_groups(state, args):
         if shared == "true":
             return {"groups": []}
         return {"groups": [
-            group_json(gid, group) for gid, group in state.groups.items() if name.lower() in group.lower()
+            group_json(state, gid) for gid, group in state.groups.items() if name.lower() in group.lower()
         ]}
 
 
@@ -383,7 +418,83 @@ def get_group(state, groupid):
     with state.lock:
         if groupid not in state.groups:
             raise ApiError(404, "not_found", f"Group {groupid} was not found.")
-        return group_json(groupid, state.groups[groupid])
+        return group_json(state, groupid)
+
+
+def share_group(state, groupid, body):
+    """Answer POST /groups/{id}/share_group: each user gets the group, pending until they accept it."""
+    _check_fields(body, {"users"})
+    users = body.get("users")
+    if not isinstance(users, list) or not users:
+        raise ApiError(400, "invalid_request", "users must be a non-empty list.")
+    with state.lock:
+        if groupid not in state.groups:
+            raise ApiError(404, "not_found", f"Group {groupid} was not found.")
+        wanted = {}
+        for item in users:
+            if not isinstance(item, dict) or set(item) - {"userid", "permissions"}:
+                raise ApiError(400, "invalid_request", "Each user must be an object with userid and permissions.")
+            userid, permissions = item.get("userid"), item.get("permissions", "read")
+            if not isinstance(userid, str) or not USERID_RE.match(userid):
+                raise ApiError(400, "invalid_request", "userid must look like u1234567.")
+            if permissions not in SHARE_PERMISSIONS:
+                raise ApiError(400, "invalid_request", "permissions must be read or readwrite.")
+            if userid == SANDBOX_USER["userid"]:
+                raise ApiError(400, "invalid_request", "A group cannot be shared with its owner.")
+            user = state.users.get(userid)
+            if user is None or not user["active"]:
+                raise ApiError(400, "invalid_request", f"User {userid} is not an active user of this company.")
+            wanted[userid] = permissions
+        shares = state.shares.setdefault(groupid, {})
+        for userid, permissions in wanted.items():
+            shares[userid] = {"permissions": permissions, "pending": shares.get(userid, {}).get("pending", True)}
+
+
+def accept_share(state, groupid, userid):
+    """Act out a user accepting a shared group in their TeamViewer client."""
+    with state.lock:
+        share = state.shares.get(groupid, {}).get(userid)
+        if share is not None:
+            share["pending"] = False
+
+
+def user_json(user, full=True):
+    """A directory item: the minimal list has only ``id`` and ``name`` (the 2014 docs)."""
+    if not full:
+        return {"id": user["id"], "name": user["name"]}
+    return {
+        "id": user["id"], "name": user["name"], "email": user["email"], "active": user["active"],
+        "permissions": USER_PERMISSIONS, "log_sessions": True, "show_comment_window": False,
+        "userRoleId": "5bd8a7a6-c8f0-4c1d-9f0b-0f3a2f5c1e7d", "online_state": "Offline",
+        "last_access_date": "2026-11-30T08:15:00Z",
+    }
+
+
+def list_users(state, args):
+    """Answer GET /users: ``email`` exact (comma-separated list allowed), ``name`` a substring; no paging."""
+    _check_fields(args, USER_PARAMS)
+    full = args.get("full_list", "false").lower() == "true"
+    emails = {part.strip() for part in args["email"].split(",")} if "email" in args else None
+    name = args.get("name", "").lower()
+    with state.lock:
+        if state.directory_forbidden:
+            raise ApiError(403, "invalid_permission", "This token may not view the company's users.")
+        return {"users": [
+            user_json(user, full) for user in state.users.values()
+            if (emails is None or user["email"] in emails) and name in user["name"].lower()
+        ]}
+
+
+def get_user(state, userid):
+    if not USERID_RE.match(userid):
+        raise ApiError(400, "invalid_request", "The user id must look like u1234567.")
+    with state.lock:
+        if state.directory_forbidden:
+            raise ApiError(403, "invalid_permission", "This token may not view the company's users.")
+        user = state.users.get(userid)
+        if user is None:
+            raise ApiError(404, "not_found", f"User {userid} was not found.")
+        return user_json(user)
 
 
 def connection_report(state, args):
@@ -457,8 +568,8 @@ def customer_acts(state, link_code, action):
         return True
 
 
-def supporter_acts(state, link_code, token, action):
-    """Connect to or disconnect from the customer; return a notice key, or None if nothing is wrong."""
+def supporter_acts(state, link_code, token, action, userid=None):
+    """Connect to (as ``userid``) or disconnect from the customer; return a notice key, or None if nothing is wrong."""
     at = now()
     with state.lock:
         session = find_by_link(state, link_code, token)
@@ -469,8 +580,10 @@ def supporter_acts(state, link_code, token, action):
             if status == "offline":
                 return "offline"
             if status == "waiting":
+                user = state.users.get(userid or session.assigned_userid or "")
                 state.connections.append(Connection(
                     id=str(uuid.uuid4()), session_code=session.code, start_date=at, seq=state.next_seq(),
+                    userid=user["id"] if user and user["active"] else SANDBOX_USER["userid"],
                 ))
         else:
             _end_connections(state, session, at)
@@ -511,15 +624,22 @@ def minimal_session_json(session):
     }
 
 
-def group_json(groupid, name):
-    return {"id": groupid, "name": name, "permissions": "owned"}
+def group_json(state, groupid):
+    shares = state.shares.get(groupid, {})
+    body = {"id": groupid, "name": state.groups[groupid], "permissions": "owned"}
+    if shares:
+        body["shared_with"] = [
+            {"userid": userid, "name": state.users[userid]["name"], "permissions": share["permissions"],
+             **({"pending": True} if share["pending"] else {})}
+            for userid, share in shares.items()]
+    return body
 
 
 def connection_json(state, connection, session):
     return drop_empty({
         "id": connection.id,
-        "userid": SANDBOX_USER["userid"],
-        "username": SANDBOX_USER["name"],
+        "userid": connection.userid,
+        "username": state.users[connection.userid]["name"],
         "deviceid": session.deviceid,
         "devicename": SANDBOX_DEVICENAME,
         "groupid": session.groupid,
@@ -653,6 +773,25 @@ def group(groupid):
     return jsonify(get_group(get_state(), groupid))
 
 
+@api.post("/groups/<groupid>/share_group")
+@requires_token()
+def post_share_group(groupid):
+    share_group(get_state(), groupid, _json_body())
+    return "", 204
+
+
+@api.get("/users")
+@requires_token()
+def users():
+    return jsonify(list_users(get_state(), request.args.to_dict()))
+
+
+@api.get("/users/<userid>")
+@requires_token()
+def user(userid):
+    return jsonify(get_user(get_state(), userid))
+
+
 @api.get("/reports/connections")
 @requires_token()
 def connections():
@@ -712,8 +851,11 @@ def support(link):
         running = next((c for c in state.connections
                         if c.session_code == session.code and c.end_date is None), None)
         connected_since = format_date(running.start_date) if running else None
+        people = [user for user in state.users.values() if user["active"]]
+        connect_as = session.assigned_userid if session.assigned_userid in state.users else SANDBOX_USER["userid"]
     return render_template(
-        "tvwidget/sandbox/support.html", status=status, session=details, link=link,
+        "tvwidget/sandbox/support.html", status=status, session=details, link=link, people=people,
+        connect_as=connect_as,
         connected_since=connected_since, notice=SUPPORTER_NOTICES.get(request.args.get("notice", "")),
         refresh=status in ("offline", "waiting"),
     )
@@ -724,10 +866,33 @@ def support_action(link):
     action = request.form.get("action")
     if action not in ("connect", "disconnect"):
         return redirect(url_for("pages.support", link=link), 303)
-    notice = supporter_acts(get_state(), *_split_support_link(link), action)
+    notice = supporter_acts(get_state(), *_split_support_link(link), action, request.form.get("userid"))
     if notice == "missing":
         return _not_found_page()
     return redirect(url_for("pages.support", link=link, notice=notice), 303)
+
+
+@pages.get("/directory")
+def directory_page():
+    """The company directory, its 403 switch and the group shares (accept one as its user would)."""
+    state = get_state()
+    with state.lock:
+        people = list(state.users.values())
+        groups = [group_json(state, gid) for gid in state.groups]
+        forbidden = state.directory_forbidden
+    return render_template("tvwidget/sandbox/directory.html", people=people, groups=groups, forbidden=forbidden)
+
+
+@pages.post("/directory")
+def directory_action():
+    state = get_state()
+    action = request.form.get("action")
+    if action in ("forbid", "allow"):
+        with state.lock:
+            state.directory_forbidden = action == "forbid"
+    elif action == "accept":
+        accept_share(state, request.form.get("groupid", ""), request.form.get("userid", ""))
+    return redirect(url_for("pages.directory_page"), 303)
 
 
 @pages.get("/webclient/Connect/IndexByol")
@@ -782,13 +947,15 @@ def _secure_pages(response):
     return response
 
 
-def create_sandbox_app(*, accepted_token_prefix="sandbox-", license_limit=50, page_size=1000):
+def create_sandbox_app(*, accepted_token_prefix="sandbox-", license_limit=50, page_size=1000,
+                       directory_forbidden=False):
     """Create the sandbox app; tokens starting with ``accepted_token_prefix`` are valid.
 
     ``<prefix>expired…`` tokens answer 401 ``token_expired`` and ``<prefix>noperm…``
     tokens are valid for ping and account but lack every other permission.
     ``license_limit`` caps open, unexpired sessions; ``page_size`` caps session
-    lists and connection reports (TeamViewer's is 1000).
+    lists and connection reports (TeamViewer's is 1000).  ``directory_forbidden``
+    starts with ``GET /users`` answering 403 (the ``/directory`` page switches it).
     """
     app = Flask(
         __name__,
@@ -799,6 +966,7 @@ def create_sandbox_app(*, accepted_token_prefix="sandbox-", license_limit=50, pa
     app.json.sort_keys = False
     app.extensions["tvwidget_sandbox"] = SandboxState(
         token_prefix=accepted_token_prefix, license_limit=license_limit, page_size=page_size,
+        directory_forbidden=directory_forbidden,
     )
     app.register_blueprint(api)
     app.register_blueprint(pages)

@@ -58,11 +58,13 @@ class TeamViewerError(Exception):
     default_message: ClassVar[Any]
 
     def __init__(self, message: Any = None, *, status: int | None = None, retry_after: float | None = None,
-                 remote_error: str | None = None) -> None:
+                 remote_error: str | None = None, detail: str | None = None) -> None:
         self.message = message if message is not None else self.default_message
         self.status = status
         self.retry_after = retry_after
         self.remote_error = remote_error
+        # TeamViewer's own words (error_description or a plain-text body), cleaned; never the token.
+        self.detail = detail
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -156,6 +158,40 @@ class Session:
     groupid: str | None
     custom_api: str | None
     description: str | None
+    assigned_userid: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A user of the company's TeamViewer directory (``GET /users?full_list=true``).
+
+    ``active`` is None when TeamViewer did not say (the minimal list).
+    """
+
+    id: str
+    name: str | None
+    email: str | None
+    active: bool | None
+
+
+@dataclass(frozen=True)
+class GroupShare:
+    """One user a group is shared with; ``pending`` until they accept it in their TeamViewer client."""
+
+    userid: str
+    name: str | None
+    permissions: str | None
+    pending: bool
+
+
+@dataclass(frozen=True)
+class Group:
+    """A TeamViewer group (``GET /groups``), with whom it is shared."""
+
+    id: str
+    name: str
+    permissions: str | None
+    shared_with: tuple[GroupShare, ...]
 
 
 @dataclass(frozen=True)
@@ -206,9 +242,17 @@ class TeamViewerClient:
         return self._call("GET", "/account", {200}, _account)
 
     def create_session(self, *, group_name: str, description: str, end_customer_name: str | None,
-                       end_customer_email: str | None, custom_api: str) -> Session:
-        """Create a session code in ``group_name`` (TeamViewer creates the group if needed)."""
+                       end_customer_email: str | None, custom_api: str,
+                       assigned_userid: str | None = None) -> Session:
+        """Create a session code in ``group_name`` (TeamViewer creates the group if needed).
+
+        ``assigned_userid`` assigns it to that TeamViewer user; without it
+        TeamViewer assigns it to the token's owner.
+        """
         body: dict[str, Any] = {"groupname": group_name, "description": description, "custom_api": custom_api}
+        if assigned_userid is not None:
+            _check_userid(assigned_userid)
+            body["assigned_userid"] = assigned_userid
         end_customer = {key: value for key, value in (("name", end_customer_name), ("email", end_customer_email))
                         if value}
         if end_customer:
@@ -250,6 +294,55 @@ class TeamViewerClient:
             remaining = page.get("sessions_remaining")
             if not isinstance(offset, str) or not offset or not (isinstance(remaining, int) and remaining > 0):
                 return sessions
+
+    def users(self) -> list[DirectoryUser]:
+        """Return the company directory with every field (``GET /users?full_list=true``).
+
+        Needs Users.Read on a Premium or Corporate licence; items without a
+        well-formed id are skipped.
+        """
+        page = self._call("GET", "/users", {200}, _object, params={"full_list": "true"})
+        items = page.get("users")
+        users = [_directory_user(item) for item in items] if isinstance(items, list) else None
+        if users is None:
+            raise TeamViewerBadReply(status=200)
+        return [user for user in users if user is not None]
+
+    def user(self, userid: str) -> DirectoryUser:
+        """Return one directory user (``GET /users/{id}``)."""
+        _check_userid(userid)
+        user = self._call("GET", f"/users/{userid}", {200}, lambda response: _directory_user(_object(response)))
+        if user is None:
+            raise TeamViewerBadReply(status=200)
+        return user
+
+    def find_group(self, name: str) -> Group | None:
+        """Return the group named exactly ``name`` that the token's owner owns, or None.
+
+        TeamViewer's ``name`` filter matches parts of names, so the exact name is picked here.
+        """
+        page = self._call("GET", "/groups", {200}, _object, params={"name": name, "shared": "false"})
+        items = page.get("groups")
+        for item in items if isinstance(items, list) else []:
+            group = _group(item)
+            if group is not None and group.name == name:
+                return group
+        return None
+
+    def get_group(self, groupid: str) -> Group:
+        """Return the group ``groupid`` with whom it is shared."""
+        group = self._call("GET", _group_path(groupid), {200}, lambda response: _group(_object(response)))
+        if group is None:
+            raise TeamViewerBadReply(status=200)
+        return group
+
+    def share_group(self, groupid: str, userids: list[str], permissions: str = "readwrite") -> None:
+        """Share the group with each user (they accept it in their TeamViewer client)."""
+        for userid in userids:
+            _check_userid(userid)
+        body = {"users": [{"userid": userid, "permissions": permissions} for userid in userids]}
+        # Section 8 says 204, the 2014 docs 200.
+        self._call("POST", _group_path(groupid) + "/share_group", {200, 204}, _ignore_body, body=body)
 
     def connection_reports(self, session_code: str) -> list["ConnectionRecord"]:
         """Return every connection report made with ``session_code``, following ``offset_id`` pages.
@@ -362,6 +455,7 @@ def _status_error(response: requests.Response, token: str | None) -> TeamViewerE
     details = {"status": status, "remote_error": remote_error}
 
     # The licence limit on create came back as 400 with a plain-text body.
+    details["detail"] = description
     if status == 400 and "license limitations" in text.lower():
         return TeamViewerLicenseLimit(**details)
     # Integrators see token errors on 400 as well as on 401 (Deskpro re-authorises on both).
@@ -407,6 +501,22 @@ def _retry_after(response: requests.Response) -> float | None:
             when = when.replace(tzinfo=dt.UTC)
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
     return min(max(seconds, 0.0), float(RETRY_AFTER_MAX))
+
+
+USERID_RE = re.compile(r"^u\d{1,18}$")
+GROUPID_RE = re.compile(r"^g\d{1,18}$")
+
+
+def _check_userid(userid: str) -> None:
+    # A user id goes into a URL path or an assignment; only a well-formed one may.
+    if not isinstance(userid, str) or not USERID_RE.fullmatch(userid):
+        raise ValueError(f"not a TeamViewer user id: {userid!r}")
+
+
+def _group_path(groupid: str) -> str:
+    if not isinstance(groupid, str) or not GROUPID_RE.fullmatch(groupid):
+        raise ValueError(f"not a TeamViewer group id: {groupid!r}")
+    return f"/groups/{groupid}"
 
 
 def _session_path(code: str) -> str:
@@ -466,7 +576,34 @@ def _session_from(data: Any, status: int | None) -> Session:
         groupid=_str(data.get("groupid")),
         custom_api=_str(data.get("custom_api")),
         description=_str(data.get("description")),
+        assigned_userid=_userid(data.get("assigned_userid")),
     )
+
+
+def _userid(value: Any) -> str | None:
+    return value if isinstance(value, str) and USERID_RE.fullmatch(value) else None
+
+
+def _directory_user(data: Any) -> DirectoryUser | None:
+    if not isinstance(data, dict) or _userid(data.get("id")) is None:
+        return None
+    active = data.get("active")
+    return DirectoryUser(id=data["id"], name=_str(data.get("name")), email=_str(data.get("email")),
+                         active=active if isinstance(active, bool) else None)
+
+
+def _group(data: Any) -> Group | None:
+    if not isinstance(data, dict):
+        return None
+    groupid, name = _str(data.get("id")), _str(data.get("name"))
+    if groupid is None or not GROUPID_RE.fullmatch(groupid) or name is None:
+        return None
+    shares = data.get("shared_with")
+    return Group(id=groupid, name=name, permissions=_str(data.get("permissions")), shared_with=tuple(
+        GroupShare(userid=item["userid"], name=_str(item.get("name")), permissions=_str(item.get("permissions")),
+                   pending=item.get("pending") is True)
+        for item in (shares if isinstance(shares, list) else [])
+        if isinstance(item, dict) and _userid(item.get("userid"))))
 
 
 def _str(value: Any) -> str | None:

@@ -121,6 +121,13 @@ def _reconcile(stopping: Stopping):
     return reconcile.run()
 
 
+def _directory(stopping: Stopping) -> dict:
+    from . import directory
+
+    # Due at most once per DIRECTORY_REFRESH_SECONDS across every process and play (directory's own claim).
+    return directory.refresh_due()
+
+
 def _count(model, condition) -> int:
     count = db.session.scalar(sa.select(sa.func.count()).select_from(model).where(condition))
     db.session.rollback()
@@ -132,6 +139,7 @@ register("webhook", 15, _webhook)
 register("expiry", 60, _expiry)
 register("connections", 300, _connections)
 register("reconcile", 300, _reconcile)
+register("directory", 60, _directory)
 
 
 # --- claiming, running and recording ------------------------------------------------------------------------

@@ -169,4 +169,4 @@ def branding():
 
 
 # Sections that live in their own modules but share this blueprint's admin check.
-from . import admin_audit, admin_email, admin_health, admin_reports  # noqa: E402,F401
+from . import admin_agents, admin_audit, admin_email, admin_health, admin_reports  # noqa: E402,F401

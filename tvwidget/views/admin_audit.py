@@ -45,6 +45,9 @@ KIND_LABELS = {
     "email_resent": _l("Invitation sent again"),
     "email_failed": _l("Invitation failed"),
     "email_not_sent": _l("Invitation not sent"),
+    "assignment_refused": _l("TeamViewer refused the assignee"),
+    "agent_mapping_changed": _l("Agent's TeamViewer user changed"),
+    "group_shared": _l("Group shared"),
 }
 DETAIL_LABELS = {
     "account": _l("account"),
@@ -75,6 +78,12 @@ DETAIL_LABELS = {
     "old_case_id": _l("old case"),
     "old_code": _l("old session code"),
     "new_code": _l("new session code"),
+    "userid": _l("TeamViewer user"),
+    "assigned_userid": _l("assigned to"),
+    "agent": _l("agent"),
+    "group": _l("group"),
+    "groupid": _l("group id"),
+    "users": _l("users"),
 }
 CSV_COLUMNS = ("time_utc", "time_local", "timezone", "kind", "event", "actor_id", "actor_name", "ticket_id",
                "case_id", "session_code", "detail")
