@@ -26,6 +26,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .models import CaseState, EmailMessage, ServiceCase, WebhookEvent, WorkerJob
 
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Set for gunicorn but reaching another process too (the worker, a flask command): the directory must
+    # exist, or the first count would fail.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 REGISTRY = CollectorRegistry()
 
 TEAMVIEWER_REQUESTS = Counter(
