@@ -596,13 +596,18 @@ def crawl(app, base_url="http://localhost"):
 
 
 def test_13_get_and_head_on_every_route_change_nothing(walked_app, teamviewer):
-    before, calls = table_checksums(walked_app), len(teamviewer.calls)
-    statuses = {}
+    before, seen = table_checksums(walked_app), len(teamviewer.calls)
+    statuses, callers = {}, set()
     for endpoint, method, response in crawl(walked_app):
         statuses[endpoint] = response.status_code
         assert response.status_code < 500, (endpoint, method)
+        if len(teamviewer.calls) != seen:
+            callers.add(endpoint)
+            seen = len(teamviewer.calls)
     assert changed_tables(before, table_checksums(walked_app)) == set()
-    assert len(teamviewer.calls) == calls
+    # The one documented exception: the admin's Health page runs the doctor's read-only questions to
+    # TeamViewer (is the token valid, has it each permission). No other page calls TeamViewer.
+    assert callers <= {"tvwidget_admin.health"}, callers
     # The walk really was signed in: every page answered (launches without a token refuse, as they should).
     refused = {endpoint for endpoint, status in statuses.items() if status >= 400}
     assert refused == {"tvwidget.launch", "tvwidget_admin.launch", "tvwidget_api.not_found"}, statuses
