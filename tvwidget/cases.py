@@ -512,11 +512,35 @@ def ensure_ticket_can_close(ticket_id: str) -> None:
         raise ActiveServiceCase(case)
 
 
+def _close_unless_held(ticket_id: str, now: datetime) -> bool:
+    """Record the ticket closed in one statement unless a case in creating or open holds it; return whether it did."""
+    ticket = Ticket.__table__
+    held = sa.exists().where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_(CaseState.ACTIVE))
+    # A ticket tvwidget never saw gets what the model's defaults would give it.
+    blank = {key: sa.literal(ticket.c[key].default.arg) for key in ("subject", "requester_name", "requester_email")}
+    source = sa.select(sa.literal(ticket_id), sa.literal("closed"), sa.literal(now, ticket.c.closed_at.type),
+                       sa.literal(now, ticket.c.updated_at.type), *blank.values()).where(~held)
+    insert = database.insert_for(db.engine.dialect.name)(ticket).from_select(
+        ["id", "status", "closed_at", "updated_at", *blank], source, include_defaults=False)
+    return db.session.execute(
+        insert.on_conflict_do_update(index_elements=[ticket.c.id],
+                                     set_={"status": "closed", "closed_at": insert.excluded.closed_at})
+        .returning(ticket.c.id)).first() is not None
+
+
 def close_ticket(ticket_id: str) -> None:
-    """Record the host's closing of a ticket, refused while a case is valid (the caller commits)."""
-    expire_overdue(ticket_id=ticket_id)
-    ensure_ticket_can_close(ticket_id)
+    """Record the host's closing of a ticket, refused while a case is valid (the caller commits).
+
+    The close-ticket guard, for the host API and for hosts mounting the
+    blueprint.  With no case in creating or open it is one statement; a case
+    holding the ticket is settled by the rules first (an overdue one is
+    recorded expired, a valid one refuses the close with ActiveServiceCase).
+    """
     now = utcnow()
+    if _close_unless_held(ticket_id, now):
+        return
+    expire_overdue(now, ticket_id=ticket_id)
+    ensure_ticket_can_close(ticket_id)
     # One statement: two closes of a ticket tvwidget never saw must not both try to insert it.
     database.upsert(Ticket, {"id": ticket_id, "status": "closed", "closed_at": now, "updated_at": now}, ("id",),
                     update={"status": "closed", "closed_at": now})

@@ -5,11 +5,11 @@ from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from .. import cases, hotpath, reports
+from .. import cases, reports
 from ..database import on_outage
 from ..extensions import db
 from ..host import TicketDataError, host_key_matches, parse_ticket, save_ticket
-from ..models import Comment, utcnow
+from ..models import Comment
 from ..security import headers, limit_request_size
 
 class AnyText(PathConverter):
@@ -84,8 +84,8 @@ def put_ticket(ticket_id: str):
 @bp.get("/tickets/<tvwidget_text:ticket_id>/service-case", merge_slashes=False)
 def get_service_case(ticket_id: str):
     """Return the ticket's valid case, or 404 ``no_active_case``."""
-    case = hotpath.active_case(ticket_id)
-    if case is None or not case.is_valid(utcnow()):
+    case = cases.valid_case(ticket_id)
+    if case is None:
         return error("no_active_case", f"Ticket {ticket_id} has no active TeamViewer service case.", 404)
     return jsonify(cases.case_json(case))
 
@@ -93,19 +93,12 @@ def get_service_case(ticket_id: str):
 @bp.post("/tickets/<tvwidget_text:ticket_id>/close", merge_slashes=False)
 def close_ticket(ticket_id: str):
     """The close-ticket guard (F8): 409 while a case is valid, else record the ticket closed."""
-    now = utcnow()
-    closed, case = hotpath.close_ticket(ticket_id, now)  # closed at once when no case holds the ticket
-    if case is not None and case.is_valid(now):
-        return _held(ticket_id, case)
-    if not closed:
-        # An overdue or abandoned case still sits in the ticket's slot: the full rules expire it on
-        # the record (comment, audit) before the close.
-        try:
-            cases.close_ticket(ticket_id)
-        except cases.ActiveServiceCase as exc:
-            db.session.commit()  # keeps any expiry recorded on the way
-            return _held(ticket_id, exc.case)
-        db.session.commit()
+    try:
+        cases.close_ticket(ticket_id)
+    except cases.ActiveServiceCase as exc:
+        db.session.commit()  # keeps any expiry recorded on the way
+        return _held(ticket_id, exc.case)
+    db.session.commit()
     return jsonify({"id": ticket_id, "status": "closed"})
 
 
