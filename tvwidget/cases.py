@@ -72,11 +72,14 @@ def transition(case: ServiceCase, new_state: str, **values) -> bool:
     return result.rowcount == 1
 
 
+def active_case_query(ticket_id) -> sa.Select:
+    """Select the ticket's case in ``creating`` or ``open`` (the index allows one), valid or not."""
+    return sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_(CaseState.ACTIVE))
+
+
 def active_case(ticket_id: str) -> ServiceCase | None:
     """Return the ticket's case in ``creating`` or ``open`` (the index allows one), valid or not."""
-    return db.session.scalar(
-        sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id,
-                                     ServiceCase.state.in_(CaseState.ACTIVE)))
+    return db.session.scalar(active_case_query(ticket_id))
 
 
 def valid_case(ticket_id: str, now: datetime | None = None) -> ServiceCase | None:
@@ -512,20 +515,24 @@ def ensure_ticket_can_close(ticket_id: str) -> None:
         raise ActiveServiceCase(case)
 
 
-def _close_unless_held(ticket_id: str, now: datetime) -> bool:
-    """Record the ticket closed in one statement unless a case in creating or open holds it; return whether it did."""
+def _close_unless_held_statement(dialect_name: str):
+    """Insert or update the ticket as closed unless a case in creating or open holds it; return its id if so."""
     ticket = Ticket.__table__
+    ticket_id = sa.bindparam("ticket_id", type_=ticket.c.id.type)
+    now = sa.bindparam("now", type_=ticket.c.closed_at.type)
     held = sa.exists().where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_(CaseState.ACTIVE))
     # A ticket tvwidget never saw gets what the model's defaults would give it.
     blank = {key: sa.literal(ticket.c[key].default.arg) for key in ("subject", "requester_name", "requester_email")}
-    source = sa.select(sa.literal(ticket_id), sa.literal("closed"), sa.literal(now, ticket.c.closed_at.type),
-                       sa.literal(now, ticket.c.updated_at.type), *blank.values()).where(~held)
-    insert = database.insert_for(db.engine.dialect.name)(ticket).from_select(
+    source = sa.select(ticket_id, sa.literal("closed"), now, now, *blank.values()).where(~held)
+    insert = database.insert_for(dialect_name)(ticket).from_select(
         ["id", "status", "closed_at", "updated_at", *blank], source, include_defaults=False)
-    return db.session.execute(
-        insert.on_conflict_do_update(index_elements=[ticket.c.id],
-                                     set_={"status": "closed", "closed_at": insert.excluded.closed_at})
-        .returning(ticket.c.id)).first() is not None
+    return insert.on_conflict_do_update(index_elements=[ticket.c.id],
+                                        set_={"status": "closed", "closed_at": insert.excluded.closed_at}) \
+        .returning(ticket.c.id)
+
+
+# Built once per dialect (SQLAlchemy caches their compiled form): building the statement costs more than running it.
+_CLOSE_UNLESS_HELD = {name: _close_unless_held_statement(name) for name in ("postgresql", "sqlite")}
 
 
 def close_ticket(ticket_id: str) -> None:
@@ -537,7 +544,8 @@ def close_ticket(ticket_id: str) -> None:
     recorded expired, a valid one refuses the close with ActiveServiceCase).
     """
     now = utcnow()
-    if _close_unless_held(ticket_id, now):
+    statement = _CLOSE_UNLESS_HELD[db.engine.dialect.name]
+    if db.session.execute(statement, {"ticket_id": ticket_id, "now": now}).first() is not None:
         return
     expire_overdue(now, ticket_id=ticket_id)
     ensure_ticket_can_close(ticket_id)

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import sqlalchemy as sa
 
+from .cases import active_case_query
 from .database import reading
 from .extensions import db
 from .host import LaunchClaims, save_ticket, spend_launch_token
@@ -100,6 +101,10 @@ def _view(row: tuple, offset: int) -> View:
     return View(connected, case, email, tracking)
 
 
+# Built once (SQLAlchemy caches their compiled form): building a select of some forty columns costs more than running it.
+_VIEW = _view_select(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
+
+
 def view(ticket_id: str) -> View:
     """Return what the ticket's widget shows, in one statement.
 
@@ -107,13 +112,16 @@ def view(ticket_id: str) -> View:
     may hold SQLite's write lock already.
     """
     with reading(), _connection() as connection:
-        return _view(tuple(connection.execute(_view_select(ticket_id)).one()), 0)
+        return _view(tuple(connection.execute(_VIEW, {"ticket_id": ticket_id}).one()), 0)
 
 
 # --- a launch: spend the token, save the ticket snapshot if it changed, read the view ------------------------
 
 _TICKET = Ticket.__table__
 _TICKET_KEPT = [column.key for column in _TICKET.columns if column.key not in ("id", "updated_at", "closed_at")]
+# The view and, after it, the ticket as stored (compared with the token's before writing).
+_VIEW_AND_TICKET = _view_select(sa.bindparam("ticket_id", type_=_TICKET.c.id.type)).add_columns(
+    *(_TICKET.c[key] for key in _TICKET_KEPT)).outerjoin(_TICKET, _TICKET.c.id == sa.bindparam("ticket_id"))
 
 
 def launch(claims: LaunchClaims) -> View | None:
@@ -127,9 +135,19 @@ def launch(claims: LaunchClaims) -> View | None:
     with _connection() as connection:
         if not spend_launch_token(connection, claims):
             return None
-        # The view and, after it, the ticket as stored (compared with the token's before writing).
-        row = tuple(connection.execute(_view_select(ticket.id).add_columns(*(_TICKET.c[key] for key in _TICKET_KEPT))
-                                       .outerjoin(_TICKET, _TICKET.c.id == ticket.id)).one())
+        row = tuple(connection.execute(_VIEW_AND_TICKET, {"ticket_id": ticket.id}).one())
         if row[-len(_TICKET_KEPT):] != tuple(getattr(ticket, key) for key in _TICKET_KEPT):
             save_ticket(ticket, connection)
     return _view(row, 0)
+
+
+# --- the host's guard read ---------------------------------------------------------------------------------
+
+_ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
+
+
+def active_case(ticket_id: str) -> CaseRow | None:
+    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot: ``cases.active_case``'s query."""
+    with reading(), _connection() as connection:
+        row = connection.execute(_ACTIVE, {"ticket_id": ticket_id}).first()
+    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row)))

@@ -40,6 +40,21 @@ def iso_utc(value) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
+def _translations():
+    """Return Flask-Babel's translations for the current locale, looked up once per process and locale.
+
+    Flask-Babel looks them up again for each string a template translates;
+    the catalogues never change while the app runs, and keyed by the current
+    locale, ``force_locale`` (an email in the requester's language) still switches.
+    """
+    cache = current_app.extensions.setdefault("tvwidget_translations", {})
+    locale = get_locale()
+    translations = cache.get(locale)
+    if translations is None:
+        translations = cache[locale] = get_translations()
+    return translations
+
+
 # What Flask-Babel puts on the app's Jinja environment; a host app's stays the host's (tvwidget's own gets them).
 BABEL_FILTERS = {
     "datetimeformat": format_datetime, "dateformat": format_date, "timeformat": format_time,
@@ -74,13 +89,12 @@ def init_app(app: Flask, state) -> None:
             babel_for_hosts.init_app(app, **options)
         environment.add_extension("jinja2.ext.i18n")
         environment.filters.update(BABEL_FILTERS)
-    # Jinja's i18n extension on Flask-Babel's translations, as Flask-Babel installs them on an app's environment:
-    # the request's locale, or the one force_locale sets.
+    # Jinja's i18n extension on Flask-Babel's translations, as Flask-Babel installs them on an app's environment.
     environment.install_gettext_callables(
-        gettext=lambda s: get_translations().ugettext(s),
-        ngettext=lambda s, p, n: get_translations().ungettext(s, p, n),
-        pgettext=lambda c, s: get_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
         newstyle=True,
     )
     environment.filters["isoutc"] = iso_utc

@@ -5,11 +5,11 @@ from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from .. import cases, reports
+from .. import cases, hotpath, reports
 from ..database import on_outage
 from ..extensions import db
 from ..host import TicketDataError, host_key_matches, parse_ticket, save_ticket
-from ..models import Comment
+from ..models import Comment, utcnow
 from ..security import headers, limit_request_size
 
 class AnyText(PathConverter):
@@ -84,8 +84,8 @@ def put_ticket(ticket_id: str):
 @bp.get("/tickets/<tvwidget_text:ticket_id>/service-case", merge_slashes=False)
 def get_service_case(ticket_id: str):
     """Return the ticket's valid case, or 404 ``no_active_case``."""
-    case = cases.valid_case(ticket_id)
-    if case is None:
+    case = hotpath.active_case(ticket_id)
+    if case is None or not case.is_valid(utcnow()):
         return error("no_active_case", f"Ticket {ticket_id} has no active TeamViewer service case.", 404)
     return jsonify(cases.case_json(case))
 
