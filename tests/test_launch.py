@@ -4,10 +4,8 @@ import json
 import threading
 import time
 
-import jwt
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings, strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
 from tvwidget import host
@@ -193,22 +191,6 @@ def test_spent_tokens_are_swept_once_they_expire(app, client, monkeypatch):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UsedLaunchToken)) == 1
 
 
-SEGMENT_BYTES = st.binary(max_size=12) | st.text(alphabet="AZaz09-_=+/!. \n", max_size=12).map(str.encode)
-
-
-@settings(max_examples=3000, deadline=None)
-@given(segment=SEGMENT_BYTES)
-def test_the_launch_token_segment_check_is_pyjwts_own(segment):
-    """``host._JWS`` checks a segment with one regex; it accepts, decodes and refuses exactly as PyJWT does."""
-    def outcome(decode):
-        try:
-            return decode(segment, "payload")
-        except jwt.DecodeError as exc:
-            return str(exc)
-
-    assert outcome(host._JWS._decode_base64url_segment) == outcome(jwt.PyJWS._decode_base64url_segment)
-
-
 def test_a_token_with_a_stray_character_in_a_segment_is_refused(client):
     header, payload, signature = make_token().split(".")
     for forged in (f"{header}.{payload}!.{signature}", f"{header}.{payload}.{signature}===",
@@ -218,9 +200,8 @@ def test_a_token_with_a_stray_character_in_a_segment_is_refused(client):
         assert "The launch token is not valid" in response.text
 
 
-def test_credentials_go_out_uncompressed_and_compressed_ones_are_still_read(connected_app, launch):
+def test_a_compressed_credential_is_read(connected_app, launch):
     widget = launch()
-    assert not widget.credential.startswith(".")  # itsdangerous marks a compressed payload with a dot
     with connected_app.app_context():
         old = URLSafeTimedSerializer(connected_app.config["SECRET_KEY"], salt="tvwidget.widget-credential")
         agent = {"id": "agent-1", "name": "Alex Morgan", "email": "alex@helpdesk.example", "role": "agent",

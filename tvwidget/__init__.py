@@ -13,11 +13,9 @@ __all__ = ["create_app", "init_app"]
 
 def create_app(config: dict | None = None) -> Flask:
     """Return the standalone tvwidget application."""
-    from .flaskapp import TVWidgetFlask
     from .security import headers
 
-    app = TVWidgetFlask(__name__, instance_relative_config=True, static_folder=None,
-                template_folder=asset_dir("templates"))
+    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder=asset_dir("templates"))
     _init(app, config, standalone=True)
     # What no blueprint answers (404 for an unknown path, 405) gets the strict headers too;
     # a host mounting tvwidget with init_app keeps its own pages to itself.

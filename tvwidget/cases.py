@@ -72,11 +72,14 @@ def transition(case: ServiceCase, new_state: str, **values) -> bool:
     return result.rowcount == 1
 
 
+def active_case_query(ticket_id) -> sa.Select:
+    """Select the ticket's case in ``creating`` or ``open`` (the index allows one), valid or not."""
+    return sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_(CaseState.ACTIVE))
+
+
 def active_case(ticket_id: str) -> ServiceCase | None:
     """Return the ticket's case in ``creating`` or ``open`` (the index allows one), valid or not."""
-    return db.session.scalar(
-        sa.select(ServiceCase).where(ServiceCase.ticket_id == ticket_id,
-                                     ServiceCase.state.in_(CaseState.ACTIVE)))
+    return db.session.scalar(active_case_query(ticket_id))
 
 
 def valid_case(ticket_id: str, now: datetime | None = None) -> ServiceCase | None:
@@ -512,11 +515,40 @@ def ensure_ticket_can_close(ticket_id: str) -> None:
         raise ActiveServiceCase(case)
 
 
+def _close_unless_held_statement(dialect_name: str):
+    """Insert or update the ticket as closed unless a case in creating or open holds it; return its id if so."""
+    ticket = Ticket.__table__
+    ticket_id = sa.bindparam("ticket_id", type_=ticket.c.id.type)
+    now = sa.bindparam("now", type_=ticket.c.closed_at.type)
+    held = sa.exists().where(ServiceCase.ticket_id == ticket_id, ServiceCase.state.in_(CaseState.ACTIVE))
+    # A ticket tvwidget never saw gets what the model's defaults would give it.
+    blank = {key: sa.literal(ticket.c[key].default.arg) for key in ("subject", "requester_name", "requester_email")}
+    source = sa.select(ticket_id, sa.literal("closed"), now, now, *blank.values()).where(~held)
+    insert = database.insert_for(dialect_name)(ticket).from_select(
+        ["id", "status", "closed_at", "updated_at", *blank], source, include_defaults=False)
+    return insert.on_conflict_do_update(index_elements=[ticket.c.id],
+                                        set_={"status": "closed", "closed_at": insert.excluded.closed_at}) \
+        .returning(ticket.c.id)
+
+
+# Built once per dialect (SQLAlchemy caches their compiled form): building the statement costs more than running it.
+_CLOSE_UNLESS_HELD = {name: _close_unless_held_statement(name) for name in ("postgresql", "sqlite")}
+
+
 def close_ticket(ticket_id: str) -> None:
-    """Record the host's closing of a ticket, refused while a case is valid (the caller commits)."""
-    expire_overdue(ticket_id=ticket_id)
-    ensure_ticket_can_close(ticket_id)
+    """Record the host's closing of a ticket, refused while a case is valid (the caller commits).
+
+    The close-ticket guard, for the host API and for hosts mounting the
+    blueprint.  With no case in creating or open it is one statement; a case
+    holding the ticket is settled by the rules first (an overdue one is
+    recorded expired, a valid one refuses the close with ActiveServiceCase).
+    """
     now = utcnow()
+    statement = _CLOSE_UNLESS_HELD[db.engine.dialect.name]
+    if db.session.execute(statement, {"ticket_id": ticket_id, "now": now}).first() is not None:
+        return
+    expire_overdue(now, ticket_id=ticket_id)
+    ensure_ticket_can_close(ticket_id)
     # One statement: two closes of a ticket tvwidget never saw must not both try to insert it.
     database.upsert(Ticket, {"id": ticket_id, "status": "closed", "closed_at": now, "updated_at": now}, ("id",),
                     update={"status": "closed", "closed_at": now})

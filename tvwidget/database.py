@@ -32,14 +32,15 @@ def insert_for(dialect_name: str):
     return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
-def upsert(model, values: dict, keys: tuple[str, ...], update: dict | None = None) -> None:
+def upsert(model, values: dict, keys: tuple[str, ...], update: dict | None = None, connection=None) -> None:
     """Insert ``values`` into ``model``'s table, or update the row with the same ``keys`` in one statement.
 
-    ``update`` is what an existing row gets (default: every value but the keys).
+    ``update`` is what an existing row gets (default: every value but the keys);
+    the statement runs on ``connection`` if given, else in the session.
     """
-    statement = insert_for(db.session.get_bind().dialect.name)(model).values(**values)
+    statement = insert_for(db.engine.dialect.name)(model).values(**values)
     update = update if update is not None else {k: statement.excluded[k] for k in values if k not in keys}
-    db.session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=update))
+    (connection or db.session).execute(statement.on_conflict_do_update(index_elements=list(keys), set_=update))
 
 
 def claim(model, key: dict, due, **stamp) -> bool:

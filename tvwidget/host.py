@@ -1,6 +1,4 @@
 """The host contract: launch tokens, the widget credential and ticket snapshots."""
-import binascii
-import functools
 import hashlib
 import hmac
 import itertools
@@ -11,12 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
-from itsdangerous.serializer import Serializer
-from jwt.utils import base64url_decode, base64url_encode
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .config import setting
 from .database import insert_for, upsert
@@ -111,9 +105,12 @@ def parse_ticket(data) -> TicketData:
     )
 
 
-def save_ticket(data: TicketData) -> None:
-    """Insert or update the ticket snapshot in one statement (safe under concurrent launches)."""
-    upsert(Ticket, asdict(data) | {"updated_at": utcnow()}, ("id",))
+def save_ticket(data: TicketData, connection=None) -> None:
+    """Insert or update the ticket snapshot in one statement (safe under concurrent launches).
+
+    On ``connection`` if given (a Core connection), else in the session.
+    """
+    upsert(Ticket, asdict(data) | {"updated_at": utcnow()}, ("id",), connection=connection)
 
 
 def _valid_zone(name) -> str | None:
@@ -124,47 +121,6 @@ def _valid_zone(name) -> str | None:
     except (ZoneInfoNotFoundError, ValueError):
         return None
     return name
-
-
-_BASE64URL_SEGMENT = re.compile(rb"[A-Za-z0-9_-]*(={0,2})\Z")
-
-
-class _JWS(jwt.PyJWS):
-    """PyJWT's JWS, with its segment check done by one regular expression.
-
-    PyJWT tests each byte of a segment against the base64url alphabet in a
-    Python loop: a third of verifying a launch token, which carries the whole
-    ticket.  This is the same check (at most two ``=``, only where the length
-    allows them, no stray characters, no impossible length) and the same
-    errors, canonical spelling included; a property test holds it to PyJWT's
-    own on arbitrary segments.
-    """
-
-    @staticmethod
-    def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
-        match = _BASE64URL_SEGMENT.match(segment)
-        padding = len(match.group(1)) if match else 0
-        stripped = segment[:len(segment) - padding]
-        if match is None or (padding and len(segment) % 4) or len(stripped) % 4 == 1:
-            raise jwt.DecodeError(f"Invalid {name} padding")
-        try:
-            decoded = base64url_decode(stripped)
-        except (TypeError, binascii.Error) as err:
-            raise jwt.DecodeError(f"Invalid {name} padding") from err
-        if base64url_encode(decoded) != stripped:  # one spelling per value: no spare bits set
-            raise jwt.DecodeError(f"Invalid {name} padding")
-        return decoded
-
-
-class _JWT(jwt.PyJWT):
-    """PyJWT's decoder on ``_JWS``; every claim check is PyJWT's own."""
-
-    def __init__(self):
-        super().__init__()
-        self._jws = _JWS(options=self._get_sig_options())
-
-
-_LAUNCH_TOKENS = _JWT()
 
 
 @dataclass(frozen=True)
@@ -185,7 +141,7 @@ def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
         raise LaunchError(_l("The launch token is too large."))
     leeway = setting("LAUNCH_TOKEN_LEEWAY")
     try:
-        claims = _LAUNCH_TOKENS.decode(
+        claims = jwt.decode(
             raw, setting("EMBED_SECRET"), algorithms=["HS256"], audience=AUDIENCE,
             leeway=leeway,
             options={"require": ["exp", "iat", "aud", "sub"]},
@@ -225,18 +181,26 @@ def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
 ALREADY_USED = _l("This launch token was already used. Reload the ticket page to open the widget again.")
 
 
+def spend_launch_token(connection, claims: LaunchClaims) -> bool:
+    """Record the token of ``claims`` spent on ``connection`` (a session or a Core connection); False if it already was.
+
+    One statement, safe under concurrent launches: of two launches with one
+    token, exactly one inserts its key.
+    """
+    insert = insert_for(db.engine.dialect.name)
+    spent = connection.execute(
+        insert(UsedLaunchToken).values(key=claims.key, expires_at=claims.expires_at).on_conflict_do_nothing()
+        .returning(UsedLaunchToken.key)).scalar_one_or_none()
+    return spent is not None
+
+
 def verify_launch_token(raw: str, *, want_ticket: bool) -> tuple[Agent, TicketData | None]:
     """Check a host-signed launch token and spend it in the session; return who and which ticket.
 
-    The caller commits, which makes the token spent for good.  (The widget's
-    launch spends it on its hot path instead, see ``hotpath.launch``.)
+    The caller commits, which makes the token spent for good.
     """
     claims = check_launch_token(raw, want_ticket=want_ticket)
-    insert = insert_for(db.session.get_bind().dialect.name)
-    spent = db.session.execute(
-        insert(UsedLaunchToken).values(key=claims.key, expires_at=claims.expires_at).on_conflict_do_nothing()
-        .returning(UsedLaunchToken.key)).scalar_one_or_none()
-    if spent is None:
+    if not spend_launch_token(db.session, claims):
         raise LaunchError(ALREADY_USED)
     return claims.agent, claims.ticket
 
@@ -257,47 +221,9 @@ def sweep_spent_tokens_after(response):
     return after_response(response, sweep, "sweeping spent launch tokens")
 
 
-class _CredentialSigner(TimestampSigner):
-    """itsdangerous's signer, deriving each key once instead of on every sign and check."""
-
-    @functools.cached_property
-    def _derived(self) -> dict:
-        return {}
-
-    def derive_key(self, secret_key=None) -> bytes:
-        derived = self._derived.get(secret_key)
-        if derived is None:
-            derived = self._derived[secret_key] = super().derive_key(secret_key)
-        return derived
-
-
-class _CredentialSerializer(URLSafeTimedSerializer):
-    """itsdangerous's serializer, making its signer once instead of for every credential, and not compressing.
-
-    Compressing a credential's hundred-odd bytes of JSON saved a few dozen
-    characters of header and cost a zlib call on every issue and every check;
-    ``loads`` still reads a compressed one.
-    """
-
-    def dump_payload(self, obj) -> bytes:
-        return base64_encode(Serializer.dump_payload(self, obj))
-
-    @functools.cached_property
-    def _signer(self) -> TimestampSigner:
-        return super().make_signer()
-
-    def make_signer(self, salt=None) -> TimestampSigner:
-        return self._signer if salt is None or salt == self.salt else super().make_signer(salt)
-
-
 def _serializer() -> URLSafeTimedSerializer:
-    """Return the app's credential serializer (one per secret key, kept on the app)."""
-    secret = setting("SECRET_KEY")
-    cached = current_app.extensions.get("tvwidget_credential")
-    if cached is None or cached[0] != secret:
-        serializer = _CredentialSerializer(secret, salt="tvwidget.widget-credential", signer=_CredentialSigner)
-        cached = current_app.extensions["tvwidget_credential"] = (secret, serializer)
-    return cached[1]
+    """Return the serializer that signs and checks widget credentials with the app's secret key."""
+    return URLSafeTimedSerializer(setting("SECRET_KEY"), salt="tvwidget.widget-credential")
 
 
 @dataclass(frozen=True)

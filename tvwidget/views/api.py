@@ -93,19 +93,12 @@ def get_service_case(ticket_id: str):
 @bp.post("/tickets/<tvwidget_text:ticket_id>/close", merge_slashes=False)
 def close_ticket(ticket_id: str):
     """The close-ticket guard (F8): 409 while a case is valid, else record the ticket closed."""
-    now = utcnow()
-    closed, case = hotpath.close_ticket(ticket_id, now)  # closed at once when no case holds the ticket
-    if case is not None and case.is_valid(now):
-        return _held(ticket_id, case)
-    if not closed:
-        # An overdue or abandoned case still sits in the ticket's slot: the full rules expire it on
-        # the record (comment, audit) before the close.
-        try:
-            cases.close_ticket(ticket_id)
-        except cases.ActiveServiceCase as exc:
-            db.session.commit()  # keeps any expiry recorded on the way
-            return _held(ticket_id, exc.case)
-        db.session.commit()
+    try:
+        cases.close_ticket(ticket_id)
+    except cases.ActiveServiceCase as exc:
+        db.session.commit()  # keeps any expiry recorded on the way
+        return _held(ticket_id, exc.case)
+    db.session.commit()
     return jsonify({"id": ticket_id, "status": "closed"})
 
 

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, make_response, request, url_for
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
-from .. import cases, connections, hotpath, i18n, live, mail, metrics, outbox, webhook
+from .. import cases, connections, hotpath, live, mail, metrics, outbox, webhook
 from ..config import setting
 from ..database import on_outage
 from ..extensions import db
 from ..host import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential,
                     sweep_spent_tokens_after)
-from ..i18n import render_remembered, render_template
+from ..i18n import render_page
 from ..models import CaseState, Comment, ServiceCase, utcnow
 from ..paths import asset_dir
 from ..security import allowed_host_origin, headers, limit_request_size, log_refused_launch, same_origin_request
@@ -34,8 +34,6 @@ bp.after_request(log_refused_launch)
 CREDENTIAL_HEADER = "X-TVWidget-Credential"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 HISTORY_PAGE_SIZE = 5
-# What differs on every render of the same widget: filled into a remembered render (i18n.render_remembered).
-PER_REQUEST = ("credential", "idempotency_key")
 
 
 def time_left(seconds: int | None) -> str | None:
@@ -43,11 +41,11 @@ def time_left(seconds: int | None) -> str | None:
     if seconds is None:
         return None
     if seconds < 60:
-        return i18n.gettext("less than a minute left")
+        return gettext("less than a minute left")
     hours, minutes = seconds // 3600, seconds % 3600 // 60
     if hours:
-        return i18n.gettext("%(hours)d h %(minutes)d min left", hours=hours, minutes=minutes)
-    return i18n.gettext("%(minutes)d min left", minutes=minutes)
+        return gettext("%(hours)d h %(minutes)d min left", hours=hours, minutes=minutes)
+    return gettext("%(minutes)d min left", minutes=minutes)
 
 
 def status_context(case, tracking, now) -> dict:
@@ -123,7 +121,7 @@ def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, aler
 
 def _render(context: dict, status: int = 200):
     template = "tvwidget/_widget.html" if request.headers.get("HX-Request") else "tvwidget/widget.html"
-    return render_template(template, **context), status, {"Vary": "HX-Request"}
+    return render_page(template, **context), status, {"Vary": "HX-Request"}
 
 
 def _render_then_send_due(context: dict, status: int = 200):
@@ -135,7 +133,7 @@ def _error_page(message, status: int, token_needed: bool = False):
     """Render an error in the frame; ``token_needed``: only a new launch token helps (the host is told, H1)."""
     template = "tvwidget/_error.html" if request.headers.get("HX-Request") else "tvwidget/error.html"
     events = [{"event": "token-needed", "detail": {"message": str(message)}}] if token_needed else []
-    return render_template(template, message=message, host_origin=g.get("tvwidget_host_origin"),
+    return render_page(template, message=message, host_origin=g.get("tvwidget_host_origin"),
                            events=events), status, {"Vary": "HX-Request"}
 
 
@@ -161,14 +159,14 @@ def launch():
         g.tvwidget_host_origin = allowed_host_origin(request.form.get("host_origin"))
     try:
         claims = check_launch_token(raw or "", want_ticket=True)
-        view = hotpath.launch(claims.key, claims.expires_at, vars(claims.ticket) | {"updated_at": utcnow()})
+        view = hotpath.launch(claims)
         if view is None:
             raise LaunchError(ALREADY_USED)
     except LaunchError as exc:
         return _error_page(exc.message, exc.status, token_needed=True)
     g.tvwidget_agent = claims.agent
     context = widget_context(claims.agent, claims.ticket.id, view)
-    page = render_remembered("tvwidget/widget.html", PER_REQUEST, **context)
+    page = render_page("tvwidget/widget.html", **context)
     return sweep_spent_tokens_after(make_response(page, 200, {"Vary": "HX-Request"}))
 
 
@@ -298,12 +296,12 @@ def status():
         if view.case is None or view.case.id != case.id:
             return _whole_widget(agent, ticket_id, view)
     context = status_context(view.case, view.tracking, now)
-    return render_remembered("tvwidget/_status.html", (), **context), 200, {"Vary": "HX-Request"}
+    return render_page("tvwidget/_status.html", **context), 200, {"Vary": "HX-Request"}
 
 
 def _whole_widget(agent, ticket_id: str, view: hotpath.View | None = None, alert=None, events=()):
     """Send the whole widget in place of the status fragment that asked."""
-    response = make_response(render_template("tvwidget/_widget.html", **widget_context(
+    response = make_response(render_page("tvwidget/_widget.html", **widget_context(
         agent, ticket_id, view, alert=alert, alert_kind="info", events=events)))
     response.headers.update({"HX-Retarget": "#tvwidget-widget", "HX-Reswap": "outerHTML", "Vary": "HX-Request"})
     return webhook.send_due_after(response)
@@ -323,7 +321,7 @@ def history():
         .offset((page - 1) * HISTORY_PAGE_SIZE).limit(HISTORY_PAGE_SIZE + 1)).all()
     items = found[:HISTORY_PAGE_SIZE]
     connected = connections.connected_seconds([case.id for case in items])
-    return render_template(
+    return render_page(
         "tvwidget/_history.html", items=[_history_item(case, connected.get(case.id)) for case in items],
         page=page, has_older=len(found) > HISTORY_PAGE_SIZE, outcomes=cases.OUTCOME_LABELS,
     ), 200, {"Vary": "HX-Request"}
