@@ -29,8 +29,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(DEMO) $(BIN)/flask --app wsgi db upgrade
-	$(DEMO) $(BIN)/flask --app wsgi tvwidget demo-setup
-	$(DEMO) PORT=$(PORT) $(BIN)/python -m tvwidget.demo_host
+	$(DEMO) $(BIN)/flask --app tvwidget.demo tvwidget demo-setup
+	$(DEMO) PORT=$(PORT) $(BIN)/python -m tvwidget.demo.host
 
 # django-helpdesk alongside tvwidget's demo: the helpdesk on localhost:$(HELPDESK_PORT), tvwidget on 127.0.0.1:$(PORT).
 run-helpdesk: $(STAMP)

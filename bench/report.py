@@ -36,7 +36,8 @@ os.environ.setdefault("TVWIDGET_ENV", "development")
 
 import sqlalchemy as sa  # noqa: E402
 
-from tvwidget import create_app, reports  # noqa: E402
+from tvwidget.demo import create_app  # noqa: E402
+from tvwidget.reports import summary as reports
 from tvwidget.extensions import db  # noqa: E402
 
 HOST_API_KEY = "bench-host-api-key-0123456789abcdef"

@@ -143,10 +143,11 @@ def seed(env: dict) -> None:
                    check=True, capture_output=True)
     from datetime import timedelta
 
-    from tvwidget import create_app, secrets
+    from tvwidget import create_app
+    from tvwidget.storage import secrets
     from tvwidget.extensions import db
-    from tvwidget.host import parse_ticket, save_ticket
-    from tvwidget.models import IntegrationSettings, ServiceCase, utcnow
+    from tvwidget.host.tokens import parse_ticket, save_ticket
+    from tvwidget.storage.models import IntegrationSettings, ServiceCase, utcnow
 
     app = create_app({"ENV": "development", "SQLALCHEMY_DATABASE_URI": env["TVWIDGET_SQLALCHEMY_DATABASE_URI"]})
     with app.app_context():

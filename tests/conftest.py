@@ -16,8 +16,9 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from flask import Flask, render_template, session
 
 from tvwidget import create_app
+from tvwidget.demo import create_app as create_demo_app
 from tvwidget.extensions import db
-from tvwidget.sandbox import create_sandbox_app
+from tvwidget.demo.sandbox import create_sandbox_app
 
 from .live import serve
 
@@ -132,7 +133,7 @@ def app_factory(database_url, sandbox_url, smtp):
     """Return a function building a tvwidget app with test settings (plus overrides)."""
     made = []
 
-    def make(**overrides):
+    def make(demo=False, **overrides):
         config = {
             "ENV": "development",
             "TESTING": True,
@@ -150,7 +151,7 @@ def app_factory(database_url, sandbox_url, smtp):
             "SMTP_TIMEOUT": 3,
             "COMPANY_NAME": "Example Corp",
         } | overrides
-        app = create_app(config)
+        app = (create_demo_app if demo else create_app)(config)
         with app.app_context():
             db.create_all()
         made.append(app)
@@ -175,8 +176,8 @@ def client(app):
 
 def connect(app, token: str = SANDBOX_TOKEN, group: str = "BOSS") -> None:
     """Store a connected integration directly (the admin form is tested on its own)."""
-    from tvwidget import secrets
-    from tvwidget.models import IntegrationSettings, utcnow
+    from tvwidget.storage import secrets
+    from tvwidget.storage.models import IntegrationSettings, utcnow
 
     with app.app_context():
         db.session.merge(IntegrationSettings(
@@ -308,7 +309,7 @@ def demo(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TVWIDGET_ENV", "demo")
     port = free_port()
-    app = create_app({
+    app = create_demo_app({
         "ENV": "demo",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
         "TEAMVIEWER_API_URL": f"http://127.0.0.1:{port}/sandbox/api/v1",

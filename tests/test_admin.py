@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, IntegrationSettings
+from tvwidget.storage.models import AuditEvent, IntegrationSettings
 
 from .conftest import free_port, make_token
 

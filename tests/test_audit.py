@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tvwidget import audit
+from tvwidget.storage import audit
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, CaseState, ServiceCase
+from tvwidget.storage.models import AuditEvent, CaseState, ServiceCase
 
 from .conftest import make_token
 
@@ -148,7 +148,7 @@ def test_a_bad_filter_is_explained(app, client, query, message):
 
 def test_each_row_shows_when_what_who_ticket_code_and_details_safely(app, client):
     with app.app_context():
-        from tvwidget.host import TicketData, save_ticket
+        from tvwidget.host.tokens import TicketData, save_ticket
 
         save_ticket(TicketData(id="T-5"))
         case = ServiceCase(ticket_id="T-5", state=CaseState.CLOSED, idempotency_key=uuid.uuid4().hex,

@@ -25,7 +25,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.models import CaseState, ServiceCase, utcnow
+from tvwidget.storage.models import CaseState, ServiceCase, utcnow
 
 from .conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, ticket_claim
 from .live import serve

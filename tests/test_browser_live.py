@@ -20,7 +20,7 @@ import re
 
 import pytest
 
-from tvwidget.sandbox import create_sandbox_app
+from tvwidget.demo.sandbox import create_sandbox_app
 
 from .conftest import FONTS_READY, screenshot_dir
 from .live import serve

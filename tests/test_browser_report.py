@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tvwidget.extensions import db
-from tvwidget.models import Connection, ServiceCase, Ticket
+from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
 from .conftest import FONTS_READY, make_token, screenshot_dir
 from .live import serve
@@ -142,7 +142,7 @@ def test_changing_the_filters_updates_tables_and_charts_without_a_reload(app_fac
 @pytest.mark.parametrize("lang, tz", [("en", "Europe/London"), ("ja", "Asia/Tokyo")])
 def test_report_screenshots(app_factory, browser, lang, tz, width):
     """The report over seed-demo data, as an admin sees it on a desktop and on a phone."""
-    app = app_factory()
+    app = app_factory(demo=True)
     result = app.test_cli_runner().invoke(args=["tvwidget", "seed-demo", "--sessions", "2400", "--seed", "11"])
     assert result.exit_code == 0, result.output
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tvwidget import mail
+from tvwidget.mail import message as mail
 from tvwidget.extensions import db
-from tvwidget.models import (CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase,
-                             Ticket, utcnow)
+from tvwidget.storage.models import (CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket, utcnow)
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, free_port, make_token, open_widget, ticket_claim
 from .live import serve, wait_for_http
@@ -186,7 +185,7 @@ def _signed_by_hand(token: str, alg: str, digest) -> str:
 
 
 def _refusals(caplog):
-    return [r for r in caplog.records if r.name == "tvwidget.security" and "launch refused" in r.getMessage()]
+    return [r for r in caplog.records if r.name == "tvwidget.web.security" and "launch refused" in r.getMessage()]
 
 
 @pytest.mark.parametrize("where", ["widget", "admin"])

@@ -8,8 +8,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.models import CaseTracking, Comment, Connection, ServiceCase, utcnow
-from tvwidget.teamviewer import TeamViewerClient
+from tvwidget.storage.models import CaseTracking, Comment, Connection, ServiceCase, utcnow
+from tvwidget.teamviewer.client import TeamViewerClient
 
 from .conftest import HOST_API_KEY, connect
 

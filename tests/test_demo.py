@@ -1,6 +1,6 @@
 """The demo (`make run`) over real HTTP: host page, cross-site widget, sandbox, outbox, close guard (issue 2).
 
-The server (the ``demo`` fixture in conftest) is built the way ``tvwidget.demo_host.main()`` builds it: the
+The server (the ``demo`` fixture in conftest) is built the way ``tvwidget.demo.host.main()`` builds it: the
 tvwidget app in demo mode with the TeamViewer sandbox mounted at ``/sandbox``
 of the same server, which the widget reaches over HTTP.
 """

@@ -3,7 +3,7 @@ import pytest
 import sqlalchemy as sa
 
 from tvwidget.extensions import db
-from tvwidget.models import CaseState, DirectoryState, ServiceCase
+from tvwidget.storage.models import CaseState, DirectoryState, ServiceCase
 
 from .conftest import SANDBOX_TOKEN
 from .fake_teamviewer import TOKEN, FakeTeamViewer

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 
-from tvwidget import create_app, worker
+from tvwidget import create_app
+from tvwidget.ops import worker
 from tvwidget.extensions import db
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, SANDBOX_TOKEN, connect, free_port

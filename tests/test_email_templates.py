@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tvwidget import placeholders
+from tvwidget.mail import placeholders
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, EmailTemplate
+from tvwidget.storage.models import AuditEvent, EmailTemplate
 
 from .conftest import make_token
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tvwidget import host
+from tvwidget.host import tokens as host
 from tvwidget.extensions import db
-from tvwidget.models import ServiceCase, utcnow
-from tvwidget.views.widget import EMBED_SCRIPT_CACHE, EMBED_SCRIPT_VERSIONED_CACHE
+from tvwidget.storage.models import ServiceCase, utcnow
+from tvwidget.web.widget import EMBED_SCRIPT_CACHE, EMBED_SCRIPT_VERSIONED_CACHE
 
 from .conftest import Widget, connect, make_token
 
@@ -53,7 +53,7 @@ def test_embed_script_is_javascript_cached_long_and_revalidated_by_etag(client):
 
 
 def test_the_demo_and_helpers_name_the_versioned_script(app):
-    from tvwidget.views.widget import embed_script_path
+    from tvwidget.web.widget import embed_script_path
 
     with app.test_request_context():
         path = embed_script_path()

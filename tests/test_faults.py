@@ -8,7 +8,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, IntegrationSettings, ServiceCase
+from tvwidget.storage.models import AuditEvent, IntegrationSettings, ServiceCase
 
 from .conftest import HOST_API_KEY, connect
 

@@ -4,7 +4,7 @@ from pytest_httpserver import HTTPServer
 
 from tvwidget import create_app
 from tvwidget.extensions import db
-from tvwidget.models import IntegrationSettings
+from tvwidget.storage.models import IntegrationSettings
 
 from .conftest import SANDBOX_TOKEN, connect
 

@@ -1,7 +1,7 @@
 """The host API: bearer key, JSON errors, tickets, service case, guard, comments, report."""
 import pytest
 
-from tvwidget import cases
+from tvwidget.cases import lifecycle as cases
 
 from .conftest import HOST_API_KEY
 

@@ -12,7 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 from tvwidget import init_app
 from tvwidget.config import ConfigError
 from tvwidget.extensions import db
-from tvwidget.models import IntegrationSettings
+from tvwidget.storage.models import IntegrationSettings
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk, make_token
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tvwidget import database, hotpath
+from tvwidget.storage import database
+from tvwidget.cases import ticket_view as hotpath
 from tvwidget.extensions import db
-from tvwidget.models import CaseTracking, EmailMessage, ServiceCase, Ticket, utcnow
+from tvwidget.storage.models import CaseTracking, EmailMessage, ServiceCase, Ticket, utcnow
 
 from .conftest import make_token, ticket_claim
 

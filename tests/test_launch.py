@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import URLSafeTimedSerializer
 
-from tvwidget import host
+from tvwidget.host import tokens as host
 from tvwidget.extensions import db
-from tvwidget.models import ServiceCase, Ticket
+from tvwidget.storage.models import ServiceCase, Ticket
 
 from .conftest import make_token, ticket_claim
 
@@ -172,8 +172,8 @@ def test_locale_comes_from_the_token_else_the_browser(client):
 
 
 def test_spent_tokens_are_swept_once_they_expire(app, client, monkeypatch):
-    from tvwidget import host
-    from tvwidget.models import UsedLaunchToken
+    from tvwidget.host import tokens as host
+    from tvwidget.storage.models import UsedLaunchToken
 
     monkeypatch.setattr(host, "SWEEP_EVERY", 10**12)
     old = make_token(iat=int(time.time()) - 3000, exp=int(time.time()) + 20)

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, CaseTracking, Comment, ServiceCase, utcnow
+from tvwidget.storage.models import AuditEvent, CaseTracking, Comment, ServiceCase, utcnow
 
 from .conftest import connect
 

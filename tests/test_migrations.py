@@ -8,9 +8,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 
-from tvwidget import create_app, reports
+from tvwidget import create_app
+from tvwidget.reports import summary as reports
 from tvwidget.extensions import db, migrate
-from tvwidget.models import ServiceCase, UTCDateTime
+from tvwidget.storage.models import ServiceCase, UTCDateTime
 
 
 @pytest.fixture

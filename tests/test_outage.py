@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tvwidget.extensions import db
-from tvwidget.models import ServiceCase
+from tvwidget.storage.models import ServiceCase
 
 from .conftest import HOST_API_KEY, connect, free_port, make_token
 

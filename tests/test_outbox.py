@@ -23,10 +23,10 @@ import requests
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from tvwidget import outbox
+from tvwidget.mail import outbox
 from tvwidget.paths import PACKAGE_DIR
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, EmailMessage, ServiceCase, utcnow
+from tvwidget.storage.models import AuditEvent, EmailMessage, ServiceCase, utcnow
 
 from .conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim
 

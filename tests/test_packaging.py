@@ -54,7 +54,7 @@ SMOKE = textwrap.dedent('''
     import flask_migrate, jwt
     import tvwidget
     from tvwidget import create_app
-    from tvwidget.sandbox import create_sandbox_app
+    from tvwidget.demo.sandbox import create_sandbox_app
 
     venv, tmp = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
     where = Path(tvwidget.__file__).resolve()

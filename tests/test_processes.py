@@ -24,7 +24,7 @@ from werkzeug import Response
 
 from tvwidget import create_app
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, CaseState, Comment, IntegrationSettings, ServiceCase, utcnow
+from tvwidget.storage.models import AuditEvent, CaseState, Comment, IntegrationSettings, ServiceCase, utcnow
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, connect, free_port, make_token, ticket_claim
 

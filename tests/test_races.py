@@ -7,7 +7,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.models import CaseState, ServiceCase, Ticket, utcnow
+from tvwidget.storage.models import CaseState, ServiceCase, Ticket, utcnow
 
 from .conftest import HOST_API_KEY, Widget, connect, make_token
 

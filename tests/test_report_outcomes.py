@@ -8,9 +8,11 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from tvwidget import connections, reports, rollup
+from tvwidget.cases import connections
+from tvwidget.reports import summary as reports
+from tvwidget.reports import rollup
 from tvwidget.extensions import db
-from tvwidget.models import Connection, ServiceCase, Ticket
+from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
 from .test_reports import DAY, PAGE, RANGE, _rollup_rows, admin, report
 

@@ -10,9 +10,10 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from tvwidget import reports, rollup
+from tvwidget.reports import summary as reports
+from tvwidget.reports import rollup
 from tvwidget.extensions import db
-from tvwidget.models import ServiceCase, Ticket
+from tvwidget.storage.models import ServiceCase, Ticket
 
 from .conftest import HOST_API_KEY, make_token
 

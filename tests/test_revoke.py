@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, CaseState, Comment, EmailTemplate, IntegrationSettings, ServiceCase, utcnow
+from tvwidget.storage.models import (AuditEvent, CaseState, Comment, EmailTemplate, IntegrationSettings, ServiceCase, utcnow)
 
 from .conftest import connect, make_token
 
@@ -56,7 +56,7 @@ def _settings(app) -> IntegrationSettings:
 
 def _open_case_row(app, ticket_id="T-9", code="s12-345-678", **values):
     """Insert an open case as another process would have (a race the admin page cannot see coming)."""
-    from tvwidget.host import TicketData, save_ticket
+    from tvwidget.host.tokens import TicketData, save_ticket
 
     with app.app_context():
         save_ticket(TicketData(id=ticket_id, subject="Printer offline", requester_email="r@example.com"))

@@ -10,7 +10,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tests.live import serve
-from tvwidget.sandbox import LICENSE_LIMIT_MESSAGE, PAGE_CSP, create_sandbox_app
+from tvwidget.demo.sandbox import LICENSE_LIMIT_MESSAGE, PAGE_CSP, create_sandbox_app
 
 CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests.live import serve
-from tvwidget.sandbox import SANDBOX_USER, create_sandbox_app
+from tvwidget.demo.sandbox import SANDBOX_USER, create_sandbox_app
 
 TOKEN = "sandbox-test-token"
 

@@ -10,9 +10,10 @@ from cryptography.fernet import Fernet
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tvwidget import integration, secrets
+from tvwidget.teamviewer import integration
+from tvwidget.storage import secrets
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, IntegrationSettings
+from tvwidget.storage.models import AuditEvent, IntegrationSettings
 
 from .conftest import Widget, make_token
 
@@ -165,7 +166,7 @@ def test_log_records_are_scrubbed_whoever_logs_them(app, caplog):
     try:
         raise ValueError(f"Invalid leading whitespace in header value 'Bearer {CANARY}'")
     except ValueError:
-        logging.getLogger("tvwidget.views.admin").exception("connect failed")
+        logging.getLogger("tvwidget.web.admin").exception("connect failed")
     assert caplog.records and CANARY not in caplog.text
     assert all(CANARY not in record.getMessage() for record in caplog.records)
 

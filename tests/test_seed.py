@@ -2,15 +2,22 @@
 import time
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
-from tvwidget import reports
+from tvwidget.reports import summary as reports
 from tvwidget.extensions import db
-from tvwidget.models import Connection, ServiceCase, Ticket
+from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
 UNTIL = "2026-11-24"
 END = datetime(2026, 11, 24, tzinfo=timezone.utc)
 ALL = reports.Filters(date(2026, 8, 1), date(2026, 11, 30))
+
+
+@pytest.fixture
+def app(app_factory):
+    """The demo app: seed-demo is one of its commands."""
+    return app_factory(demo=True)
 
 
 def seed(app, *args):

@@ -4,7 +4,7 @@ import json
 import sqlalchemy as sa
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, Comment, ServiceCase
+from tvwidget.storage.models import AuditEvent, Comment, ServiceCase
 
 from .conftest import HOST_API_KEY
 

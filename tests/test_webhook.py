@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tvwidget import webhook
+from tvwidget.host import webhook
 from tvwidget.extensions import db
-from tvwidget.models import ServiceCase, WebhookEvent, utcnow
+from tvwidget.storage.models import ServiceCase, WebhookEvent, utcnow
 
 from .conftest import EMBED_SECRET, Widget, connect, make_token
 

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from tvwidget.extensions import db
-from tvwidget.models import AuditEvent, Comment, ServiceCase
+from tvwidget.storage.models import AuditEvent, Comment, ServiceCase
 
 from .conftest import HOST_API_KEY, connect, credential_of
 

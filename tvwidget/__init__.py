@@ -5,15 +5,15 @@ host's Flask app.  Both run the same code.
 """
 from flask import Flask
 
-from . import config as config_module
-from .paths import asset_dir
+from tvwidget import config as config_module
+from tvwidget.paths import asset_dir
 
 __all__ = ["create_app", "init_app"]
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Return the standalone tvwidget application."""
-    from .security import headers
+    from tvwidget.web.security import headers
 
     app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder=asset_dir("templates"))
     _init(app, config, standalone=True)
@@ -59,8 +59,10 @@ def _init(app: Flask, config: dict | None, standalone: bool) -> None:
 
 
 def _register_extensions(app: Flask) -> None:
-    from . import admin_entry, database, i18n
-    from .extensions import db, mail, migrate
+    from tvwidget import i18n
+    from tvwidget.web import admin_entry
+    from tvwidget.storage import database
+    from tvwidget.extensions import db, mail, migrate
 
     state = app.extensions["tvwidget"]
     database.configure(state.settings, app.instance_path)
@@ -85,7 +87,10 @@ def _register_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .views import admin, api, health, widget
+    from tvwidget.web import admin
+    from tvwidget.web import api
+    from tvwidget.web import health
+    from tvwidget.web import widget
 
     state = app.extensions["tvwidget"]
     app.register_blueprint(widget.bp)
@@ -93,15 +98,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     # A host app has its own /healthz: mounted there, tvwidget's is /embed/healthz.
     app.register_blueprint(health.bp, url_prefix=None if state.standalone else "/embed")
-    # The demo (its own pages, sandbox and host) is the standalone app's only.
-    if state.standalone and state.settings["ENV"] == "demo":
-        from .views import demo
-
-        app.register_blueprint(demo.bp)
 
 
 def _register_commands(app: Flask) -> None:
-    from . import seed  # noqa: F401  (adds seed-demo to the group)
-    from .cli import cli
+    from tvwidget.ops.cli import cli
 
     app.cli.add_command(cli)

@@ -7,9 +7,9 @@ from flask_babel import (format_currency, format_date, format_datetime, format_d
                          format_scientific, format_time, format_timedelta, get_locale, get_translations)
 from jinja2 import Environment, FileSystemLoader
 
-from .config import lent, setting
-from .extensions import babel, babel_for_hosts
-from .paths import PACKAGE_DIR, asset_dir
+from tvwidget.config import lent, setting
+from tvwidget.extensions import babel, babel_for_hosts
+from tvwidget.paths import PACKAGE_DIR, asset_dir
 
 LANGUAGES = ("en", "ja")
 

@@ -3,7 +3,7 @@
 The roll-ups gain the ``outcome`` dimension and a ``connected_seconds``
 measure; each case keeps the sum of its TeamViewer connections in
 ``connected_seconds``, kept by new triggers on tvwidget_connections (see
-tvwidget.rollup).  The upgrade counts the connections already stored and
+tvwidget.reports.rollup).  The upgrade counts the connections already stored and
 rolls every case up again.  The downgrade drops the columns with a plain
 ALTER TABLE (SQLite 3.35+): batch mode would recreate the cases table, which
 SQLite refuses while connections and comments refer to its rows, and then
@@ -17,7 +17,7 @@ Create Date: 2026-11-25 09:12:40.318442
 from alembic import op
 import sqlalchemy as sa
 
-from tvwidget import rollup
+from tvwidget.reports import rollup
 
 
 # revision identifiers, used by Alembic.

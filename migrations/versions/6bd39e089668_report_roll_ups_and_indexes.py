@@ -1,7 +1,7 @@
 """report roll-ups and indexes
 
 The TeamViewer Sessions Summary reads daily and hourly roll-ups kept by
-triggers on tvwidget_service_cases (see tvwidget.rollup); the cases already
+triggers on tvwidget_service_cases (see tvwidget.reports.rollup); the cases already
 there are summed in.  The triggers are those of ``rollup.FIRST``, the design
 of this revision; a later change to them comes with a migration that calls
 ``rollup.install`` again with its own design (it replaces them), and so must
@@ -16,7 +16,7 @@ Create Date: 2026-11-24 14:30:21.537003
 from alembic import op
 import sqlalchemy as sa
 
-from tvwidget import rollup
+from tvwidget.reports import rollup
 
 
 # revision identifiers, used by Alembic.

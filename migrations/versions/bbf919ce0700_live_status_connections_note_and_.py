@@ -13,7 +13,7 @@ Create Date: 2026-11-24 14:44:51.048726
 from alembic import op
 import sqlalchemy as sa
 
-from tvwidget import rollup
+from tvwidget.reports import rollup
 
 
 # revision identifiers, used by Alembic.

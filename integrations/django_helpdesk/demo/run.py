@@ -61,11 +61,11 @@ def main():
     (ROOT / "instance").mkdir(exist_ok=True)
     flask = [PYTHON, "-m", "flask", "--app", "wsgi"]
     run(*flask, "db", "upgrade", env=TVWIDGET_ENV, cwd=ROOT)
-    run(*flask, "tvwidget", "demo-setup", env=TVWIDGET_ENV, cwd=ROOT)
+    run(PYTHON, "-m", "flask", "--app", "tvwidget.demo", "tvwidget", "demo-setup", env=TVWIDGET_ENV, cwd=ROOT)
     run(PYTHON, "manage.py", "migrate", "--no-input", env=HELPDESK_ENV, cwd=DEMO)
     ticket_id = run(PYTHON, "manage.py", "seed_helpdesk_demo", env=HELPDESK_ENV, cwd=DEMO).strip().splitlines()[-1]
 
-    tvwidget = subprocess.Popen([PYTHON, "-m", "tvwidget.demo_host"], env=TVWIDGET_ENV, cwd=ROOT,
+    tvwidget = subprocess.Popen([PYTHON, "-m", "tvwidget.demo.host"], env=TVWIDGET_ENV, cwd=ROOT,
                                 stdout=subprocess.DEVNULL)
     helpdesk = subprocess.Popen([PYTHON, "manage.py", "runserver", f"127.0.0.1:{HELPDESK_PORT}", "--noreload"],
                                 env=HELPDESK_ENV, cwd=DEMO)

@@ -297,7 +297,7 @@ def test_a_wrong_host_api_key_refuses_with_a_message_naming_the_setting(settings
 
 def test_tvwidget_records_the_close_once_it_is_committed(tvwidget, make_ticket,
                                                          django_capture_on_commit_callbacks):
-    from tvwidget.models import Ticket as TVWidgetTicket
+    from tvwidget.storage.models import Ticket as TVWidgetTicket
 
     ticket = make_ticket()
     ticket.status = CLOSED

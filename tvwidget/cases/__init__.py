@@ -1,0 +1,1 @@
+"""The case rules: play, stop, replace, expiry, the close guard, live status, connections and reconcile."""

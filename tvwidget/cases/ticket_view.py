@@ -1,0 +1,153 @@
+"""What a ticket view reads: the widget's launch and its live-status poll, each one short round of statements.
+
+Every agent loads the widget on every ticket view, so these paths are measured
+(``bench/widget.py``).  They run SQLAlchemy Core statements built from the
+models on a connection of their own, through ``Connection.execute`` (so query
+logging and tracing see them): on PostgreSQL in autocommit, which spares the
+BEGIN and COMMIT round trips around them; on SQLite in one local transaction.
+The rows come back as read-only snapshots, never attached to a session.
+Everything else (play, stop, admin, the host API) uses the ORM session.
+"""
+import contextlib
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+
+from tvwidget.cases.lifecycle import active_case_query
+from tvwidget.storage.database import reading
+from tvwidget.extensions import db
+from tvwidget.host.tokens import LaunchClaims, save_ticket, spend_launch_token
+from tvwidget.storage.models import CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket
+
+
+@contextlib.contextmanager
+def _connection():
+    """Yield a connection of tvwidget's engine; what ran on it is committed when the block ends.
+
+    PostgreSQL runs each statement in autocommit (no BEGIN/COMMIT round
+    trips); SQLite's BEGIN and COMMIT cost no round trip, and one transaction
+    keeps its write lock rules (``database.py``).
+    """
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+        connection.commit()
+
+
+# --- what the widget shows: settings, the ticket's latest case, its email and its live-status cache ----------
+
+_CASE = ServiceCase.__table__
+_TRACKING = CaseTracking.__table__
+# Short aliases keep the statements short: psycopg caches the parsing of statements up to 4 kB only.
+_C, _E, _T, _S = (table.alias(name) for table, name in (
+    (_CASE, "c"), (EmailMessage.__table__, "e"), (_TRACKING, "t"), (IntegrationSettings.__table__, "s")))
+# The invitation's bodies stay in the database: the widget shows only where it went and how it fared.
+_EMAIL_SHOWN = [_E.c[key] for key in ("id", "case_id", "recipient", "language", "status", "attempts",
+                                      "last_error", "created_at", "sent_at", "next_attempt_at")]
+_CASE_KEYS = _CASE.columns.keys()
+_EMAIL_KEYS = [column.key for column in _EMAIL_SHOWN]
+_TRACKING_KEYS = _TRACKING.columns.keys()
+
+
+def _view_select(ticket_id) -> sa.Select:
+    """Settings, the ticket's latest case, its email and its status cache, in that column order."""
+    latest = (sa.select(_CASE.c.id).where(_CASE.c.ticket_id == ticket_id, _CASE.c.state != CaseState.FAILED)
+              .order_by(_CASE.c.id.desc()).limit(1).scalar_subquery())
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return (sa.select(_S.c.token_ciphertext.is_not(None), *_C.columns, *_EMAIL_SHOWN, *_T.columns)
+            .select_from(one)
+            .outerjoin(_S, _S.c.id == 1)
+            .outerjoin(_C, _C.c.id == latest)
+            .outerjoin(_E, _E.c.case_id == _C.c.id)
+            .outerjoin(_T, _T.c.case_id == _C.c.id))
+
+
+class CaseRow(SimpleNamespace):
+    """A service case as the hot path read it: its columns as attributes and the model's rules.
+
+    A read-only snapshot, never attached to a session: building ORM instances
+    cost more than the query that fetched them.
+    """
+
+    is_valid = ServiceCase.is_valid
+    ended_at = ServiceCase.ended_at
+
+
+@dataclass(frozen=True)
+class View:
+    """What the widget needs from the database, as read-only snapshots."""
+
+    connected: bool
+    case: CaseRow | None
+    email: SimpleNamespace | None
+    tracking: SimpleNamespace | None
+
+
+def _view(row: tuple, offset: int) -> View:
+    """Build the view from a row holding ``_view_select``'s columns from ``offset`` on."""
+    connected = bool(row[offset])
+    offset += 1
+    parts = []
+    for snapshot, keys in ((CaseRow, _CASE_KEYS), (SimpleNamespace, _EMAIL_KEYS), (SimpleNamespace, _TRACKING_KEYS)):
+        values = row[offset:offset + len(keys)]
+        offset += len(keys)
+        # Each part starts with its primary key: None means the outer join found no row.
+        parts.append(None if values[0] is None else snapshot(**dict(zip(keys, values))))
+    case, email, tracking = parts
+    if case is not None:
+        case.email = email
+    return View(connected, case, email, tracking)
+
+
+# Built once (SQLAlchemy caches their compiled form): building a select of some forty columns costs more than running it.
+_VIEW = _view_select(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
+
+
+def view(ticket_id: str) -> View:
+    """Return what the ticket's widget shows, in one statement.
+
+    A plain read even in a POST (``database.reading``): the request's session
+    may hold SQLite's write lock already.
+    """
+    with reading(), _connection() as connection:
+        return _view(tuple(connection.execute(_VIEW, {"ticket_id": ticket_id}).one()), 0)
+
+
+# --- a launch: spend the token, save the ticket snapshot if it changed, read the view ------------------------
+
+_TICKET = Ticket.__table__
+_TICKET_KEPT = [column.key for column in _TICKET.columns if column.key not in ("id", "updated_at", "closed_at")]
+# The view and, after it, the ticket as stored (compared with the token's before writing).
+_VIEW_AND_TICKET = _view_select(sa.bindparam("ticket_id", type_=_TICKET.c.id.type)).add_columns(
+    *(_TICKET.c[key] for key in _TICKET_KEPT)).outerjoin(_TICKET, _TICKET.c.id == sa.bindparam("ticket_id"))
+
+
+def launch(claims: LaunchClaims) -> View | None:
+    """Spend the launch token of ``claims`` and save its ticket; return the widget's view, or None if already spent.
+
+    Two statements, three for a ticket that changed since the last view
+    (nearly every view changes nothing, so concurrent views of one ticket
+    do not queue on its row lock).
+    """
+    ticket = claims.ticket
+    with _connection() as connection:
+        if not spend_launch_token(connection, claims):
+            return None
+        row = tuple(connection.execute(_VIEW_AND_TICKET, {"ticket_id": ticket.id}).one())
+        if row[-len(_TICKET_KEPT):] != tuple(getattr(ticket, key) for key in _TICKET_KEPT):
+            save_ticket(ticket, connection)
+    return _view(row, 0)
+
+
+# --- the host's guard read ---------------------------------------------------------------------------------
+
+_ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
+
+
+def active_case(ticket_id: str) -> CaseRow | None:
+    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot: ``cases.active_case``'s query."""
+    with reading(), _connection() as connection:
+        row = connection.execute(_ACTIVE, {"ticket_id": ticket_id}).first()
+    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row)))

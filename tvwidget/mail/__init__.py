@@ -1,0 +1,1 @@
+"""The invitation email: the message, its placeholders, and the outbox that delivers it."""

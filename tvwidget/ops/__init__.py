@@ -1,0 +1,1 @@
+"""Operating tvwidget: the ``flask tvwidget`` commands, the worker, metrics and the doctor."""

@@ -1,0 +1,1 @@
+"""The sessions report: its summary and the roll-up tables that keep it fast."""

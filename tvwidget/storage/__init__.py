@@ -1,0 +1,1 @@
+"""Storage: the models, database helpers, the audit log and encrypted secrets."""

@@ -1,1 +1,0 @@
-"""Blueprints: the widget, the admin area, the host API and the demo host page."""
