@@ -43,6 +43,8 @@ test: $(STAMP)
 
 suites:
 	status=0; \
+	$(dir $(ROOTPY))lint-imports --no-cache || status=$$?; \
+	$(dir $(ROOTPY))ruff check --no-cache . || status=$$?; \
 	$(ROOTPY) -m pytest -p no:django || status=$$?; \
 	(cd integrations/django_helpdesk && $(PY) -m pytest) || status=$$?; \
 	if [ -n "$$TVWIDGET_TEST_POSTGRES_URL" ]; then \

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,8 @@ os.environ.setdefault("TVWIDGET_ENV", "development")
 import sqlalchemy as sa  # noqa: E402
 
 from tvwidget.demo import create_app  # noqa: E402
-from tvwidget.reports import summary as reports
 from tvwidget.extensions import db  # noqa: E402
+from tvwidget.reports import summary as reports
 
 HOST_API_KEY = "bench-host-api-key-0123456789abcdef"
 ADMIN = {"id": "admin-1", "name": "Bench Admin", "email": "admin@helpdesk.example", "role": "admin",
@@ -138,7 +138,7 @@ def bench(label: str, url: str, sessions: int) -> list[str]:
         technician = db.session.scalar(sa.text("SELECT opened_by_id FROM tvwidget_service_cases LIMIT 1"))
         # seed-demo fills the 90 days before today (UTC).  Ranges end yesterday, so that in a zone
         # ahead of UTC both ends of the range fall in office hours: the most rows summed from cases.
-        last = datetime.now(timezone.utc).date() - timedelta(days=1)
+        last = datetime.now(UTC).date() - timedelta(days=1)
         month = reports.Filters(last - timedelta(days=29), last, "Asia/Tokyo")
         everything = reports.Filters(date(2000, 1, 1), last, "Asia/Tokyo")
         built = median_ms(lambda: reports.build(everything))

@@ -144,9 +144,9 @@ def seed(env: dict) -> None:
     from datetime import timedelta
 
     from tvwidget import create_app
-    from tvwidget.storage import secrets
     from tvwidget.extensions import db
     from tvwidget.host.tokens import parse_ticket, save_ticket
+    from tvwidget.storage import secrets
     from tvwidget.storage.models import IntegrationSettings, ServiceCase, utcnow
 
     app = create_app({"ENV": "development", "SQLALCHEMY_DATABASE_URI": env["TVWIDGET_SQLALCHEMY_DATABASE_URI"]})

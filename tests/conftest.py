@@ -12,13 +12,13 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from flask import Flask, render_template, session
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tvwidget import create_app
 from tvwidget.demo import create_app as create_demo_app
-from tvwidget.extensions import db
 from tvwidget.demo.sandbox import create_sandbox_app
+from tvwidget.extensions import db
 
 from .live import serve
 

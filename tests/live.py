@@ -4,7 +4,6 @@ import threading
 import time
 
 import requests
-
 from werkzeug.serving import make_server
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tvwidget.storage import audit
 from tvwidget.extensions import db
+from tvwidget.storage import audit
 from tvwidget.storage.models import AuditEvent, CaseState, ServiceCase
 
 from .conftest import make_token
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _admin(client, **claims):

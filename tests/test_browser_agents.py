@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
+from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import DirectoryState, IntegrationSettings
-from tvwidget.demo.sandbox import create_sandbox_app
 
 from .conftest import FONTS_READY, connect, make_token, open_widget, screenshot_dir, ticket_claim
 from .live import serve

@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template_string
 
-from .conftest import FONTS_READY, connect, free_port, Mailbox, make_token, screenshot_dir
+from .conftest import FONTS_READY, Mailbox, connect, free_port, make_token, screenshot_dir
 from .live import serve
 
 try:

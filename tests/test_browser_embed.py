@@ -17,9 +17,9 @@ import requests
 import sqlalchemy as sa
 from flask import Flask, render_template_string, request
 
+from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import ServiceCase, utcnow
-from tvwidget.demo.sandbox import create_sandbox_app
 
 from .conftest import FONTS_READY, HOST_API_KEY, connect, free_port, make_token, screenshot_dir, ticket_claim
 from .live import serve

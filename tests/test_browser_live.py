@@ -24,8 +24,21 @@ from tvwidget.demo.sandbox import create_sandbox_app
 
 from .conftest import FONTS_READY, screenshot_dir
 from .live import serve
-from .test_browser import (ALERT, CONFIRM_STOP, PLAY, STOP, TIMEOUT, WIDGET, expect, field, helpdesk,  # noqa: F401
-                           host_api, open_ticket, serve_widget, widget_frame)
+from .test_browser import (  # noqa: F401
+    ALERT,
+    CONFIRM_STOP,
+    PLAY,
+    STOP,
+    TIMEOUT,
+    WIDGET,
+    expect,
+    field,
+    helpdesk,
+    host_api,
+    open_ticket,
+    serve_widget,
+    widget_frame,
+)
 
 pytestmark = pytest.mark.browser
 

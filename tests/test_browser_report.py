@@ -6,7 +6,7 @@ screenshots ``admin-report-en.png`` and ``admin-report-ja.png``, and ``admin-rep
 ``test_report_screenshots`` over ``seed-demo`` data.
 """
 import re
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -47,7 +47,7 @@ def page(browser):
 def days_ago(days: int, hour: int = 10) -> datetime:
     """Return ``hour`` o'clock in Tokyo, ``days`` days before today there."""
     today = datetime.now(TOKYO).date()
-    return datetime.combine(today - timedelta(days=days), time(hour), TOKYO).astimezone(timezone.utc)
+    return datetime.combine(today - timedelta(days=days), time(hour), TOKYO).astimezone(UTC)
 
 
 def store_cases(app):

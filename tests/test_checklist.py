@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import policy
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,9 +30,17 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tvwidget.mail import message as mail
 from tvwidget.extensions import db
-from tvwidget.storage.models import (CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket, utcnow)
+from tvwidget.mail import message as mail
+from tvwidget.storage.models import (
+    CaseState,
+    CaseTracking,
+    EmailMessage,
+    IntegrationSettings,
+    ServiceCase,
+    Ticket,
+    utcnow,
+)
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, free_port, make_token, open_widget, ticket_claim
 from .live import serve, wait_for_http
@@ -89,7 +97,7 @@ class FakeTeamViewer:
     def _create(self, body):
         number = len(self.sessions) + 1
         code = f"s{100 + number}-{200 + number}-{300 + number}"
-        until = datetime.now(timezone.utc) + self.valid_for
+        until = datetime.now(UTC) + self.valid_for
         session = {"code": code, "state": "Open", "custom_api": body.get("custom_api"),
                    "supporter_link": f"https://get.teamviewer.com/v15/{code}-sup",
                    "end_customer_link": f"https://get.teamviewer.com/v15/{code}",
@@ -242,7 +250,7 @@ NOW = 1_900_000_000  # a fixed instant; the app's clock is frozen on it
 def test_2_token_times_are_judged_to_the_second_around_the_leeway(app, times, status):
     claims = {"iat": NOW, "exp": NOW + 600} | times
     token = make_token(**claims)
-    with freeze_time(datetime.fromtimestamp(NOW, timezone.utc)):
+    with freeze_time(datetime.fromtimestamp(NOW, UTC)):
         response = app.test_client().get("/embed/widget", query_string={"token": token})
     assert response.status_code == status, response.text
 

@@ -9,9 +9,17 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tvwidget.teamviewer import directory
 from tvwidget.extensions import db
-from tvwidget.storage.models import (AgentIdentity, AuditEvent, CaseState, Connection, DirectoryState, ServiceCase, utcnow)
+from tvwidget.storage.models import (
+    AgentIdentity,
+    AuditEvent,
+    CaseState,
+    Connection,
+    DirectoryState,
+    ServiceCase,
+    utcnow,
+)
+from tvwidget.teamviewer import directory
 
 from .conftest import HOST_API_KEY, connect, make_token, open_widget, ticket_claim
 from .fake_teamviewer import OWNER, TOKEN, FakeTeamViewer

@@ -8,8 +8,8 @@ from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 
 from tvwidget import create_app
-from tvwidget.ops import worker
 from tvwidget.extensions import db
+from tvwidget.ops import worker
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, SANDBOX_TOKEN, connect, free_port
 

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tvwidget.mail import placeholders
 from tvwidget.extensions import db
+from tvwidget.mail import placeholders
 from tvwidget.storage.models import AuditEvent, EmailTemplate
 
 from .conftest import make_token

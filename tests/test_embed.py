@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tvwidget.host import tokens as host
 from tvwidget.extensions import db
+from tvwidget.host import tokens as host
 from tvwidget.storage.models import ServiceCase, utcnow
 from tvwidget.web.widget import EMBED_SCRIPT_CACHE, EMBED_SCRIPT_VERSIONED_CACHE
 

@@ -2,7 +2,6 @@
 import re
 
 
-
 def _history(widget, page=None):
     return widget.client.get("/embed/widget/history", query_string={"page": page} if page else {},
                              headers={"X-TVWidget-Credential": widget.credential, "HX-Request": "true"})

@@ -17,7 +17,7 @@ import threading
 import time
 import tomllib
 import zipfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -159,7 +159,7 @@ def test_a_signed_token_launches_the_widget_and_an_admin_token_opens_the_admin_a
 
 
 def test_the_token_carries_the_contract_claims():
-    now = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
     token = tv.sign_launch_token(EMBED_SECRET, sub="42", name="Alex", email="alex@example.com", ticket={"id": 7},
                                  ttl=3600, jti="once", now=now)
     claims = jwt.decode(token, EMBED_SECRET, algorithms=["HS256"], audience="tvwidget",
@@ -237,7 +237,7 @@ def test_the_example_host_refuses_to_close_while_a_case_is_open_and_gets_the_com
     assert event.id == closed["delivery"] and event.type == "service_case.closed" and event.ticket_id == "HD-7"
     assert event.comment == comments[0]["body"] and event.service_case["code"] == code
     assert event.service_case["outcome"] == "resolved"
-    assert abs(event.occurred_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(event.occurred_at - datetime.now(UTC)) < timedelta(minutes=1)
     # The example host verified both deliveries itself and put the comment on its timeline.
     deadline = time.monotonic() + 5
     while len(stage.host.seen) < 2 and time.monotonic() < deadline:
@@ -245,7 +245,7 @@ def test_the_example_host_refuses_to_close_while_a_case_is_open_and_gets_the_com
     assert stage.host.timeline == [("HD-7", comments[0]["body"])]
     assert stage.host.seen == {d["delivery"] for d in stage.recorder.deliveries}
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     report = api.report(today, today.isoformat(), technician="42")
     assert report["total_sessions"] == 1 and [row["value"] for row in report["by_technician"]] == ["42"]
     assert api.report(today, today, technician="someone-else")["total_sessions"] == 0
@@ -334,7 +334,7 @@ def test_a_wrong_key_is_unauthorized_and_bad_data_a_bad_request(app):
         with pytest.raises(ValueError, match="differs from ticket_id"):
             api.put_ticket("T-1", {"id": "T-2"})
         with pytest.raises(ValueError, match="date_from must be a date"):
-            api.report(datetime(2026, 1, 1, tzinfo=timezone.utc), date(2026, 1, 1))
+            api.report(datetime(2026, 1, 1, tzinfo=UTC), date(2026, 1, 1))
 
         # An id with a space, a slash and a non-ASCII letter reaches tvwidget as one id.
         odd = "Q 1/ü"

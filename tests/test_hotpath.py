@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tvwidget.storage import database
-from tvwidget.cases import ticket_view as hotpath
+from tvwidget.cases import ticket_view
 from tvwidget.extensions import db
+from tvwidget.storage import database
 from tvwidget.storage.models import CaseTracking, EmailMessage, ServiceCase, Ticket, utcnow
 
 from .conftest import make_token, ticket_claim
@@ -177,7 +177,7 @@ def test_the_view_reads_what_the_orm_reads(connected_app, client):
         db.session.add(CaseTracking(case_id=case_id, status_checked_at=now, remote_online=False,
                                     status_error="rate_limited"))
         db.session.commit()
-        view = hotpath.view("T-1")
+        view = ticket_view.view("T-1")
         case = db.session.get(ServiceCase, case_id)
         assert view.connected is True
         for column in ServiceCase.__table__.columns:
@@ -189,7 +189,7 @@ def test_the_view_reads_what_the_orm_reads(connected_app, client):
         tracking = db.session.get(CaseTracking, case_id)
         for column in CaseTracking.__table__.columns:
             assert getattr(view.tracking, column.key) == getattr(tracking, column.key), column.key
-        assert hotpath.view("T-unknown") == hotpath.View(True, None, None, None)
+        assert ticket_view.view("T-unknown") == ticket_view.View(True, None, None, None)
 
 
 def test_a_pooled_connection_killed_by_a_restart_is_replaced_unnoticed(app, client, monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import URLSafeTimedSerializer
 
-from tvwidget.host import tokens as host
 from tvwidget.extensions import db
+from tvwidget.host import tokens as host
 from tvwidget.storage.models import ServiceCase, Ticket
 
 from .conftest import make_token, ticket_claim

@@ -12,8 +12,8 @@ import requests
 import sqlalchemy as sa
 from hypothesis import given, settings, strategies as st
 
-from tvwidget.mail import message as mail
 from tvwidget.extensions import db
+from tvwidget.mail import message as mail
 from tvwidget.storage.models import AuditEvent, Comment, EmailMessage, EmailTemplate, ServiceCase
 
 from .conftest import HOST_API_KEY, SANDBOX_TOKEN, ticket_claim

@@ -2,7 +2,7 @@
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tvwidget.ops import metrics
+from tvwidget import metrics
 
 from .conftest import HOST_API_KEY
 from .test_processes import Admin, Agent, _together, gunicorn, local_app, server_env, teamviewer  # noqa: F401

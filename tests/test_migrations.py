@@ -1,5 +1,5 @@
 """Migrations: one head, ``db upgrade`` builds exactly the models' schema, host tables untouched."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 
 from tvwidget import create_app
-from tvwidget.reports import summary as reports
 from tvwidget.extensions import db, migrate
+from tvwidget.reports import summary as reports
 from tvwidget.storage.models import ServiceCase, UTCDateTime
 
 
@@ -77,7 +77,7 @@ CASES = _rows("tvwidget_service_cases", *(sa.column(name) for name in (
     *(sa.column(name, UTCDateTime()) for name in ("opened_at", "closed_at", "valid_until")))
 CONNECTIONS = _rows("tvwidget_connections", sa.column("case_id"), sa.column("report_id"),
                     *(sa.column(name, UTCDateTime()) for name in ("start_at", "end_at", "fetched_at")))
-DAY = datetime(2026, 11, 10, 1, 0, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 10, 1, 0, tzinfo=UTC)
 
 
 def _old_case(connection, key: str, state: str, outcome: str | None, minutes: int = 10) -> int:

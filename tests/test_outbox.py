@@ -23,9 +23,9 @@ import requests
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
+from tvwidget.extensions import db
 from tvwidget.mail import outbox
 from tvwidget.paths import PACKAGE_DIR
-from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, EmailMessage, ServiceCase, utcnow
 
 from .conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim

@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Paths the wheel must hold (fnmatch patterns).
 REQUIRED = [
     "tvwidget/__init__.py",
-    "tvwidget/views/widget.py",
+    "tvwidget/web/widget.py",
+    "tvwidget/cases/lifecycle.py",
+    "tvwidget/demo/sandbox.py",
     "tvwidget/templates/tvwidget/_widget.html",
     "tvwidget/templates/tvwidget/widget.html",
     "tvwidget/templates/tvwidget/sandbox/join.html",

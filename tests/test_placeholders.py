@@ -5,8 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from markupsafe import escape
 
-from tvwidget.mail import message as mail
-from tvwidget.mail import placeholders
+from tvwidget.mail import message as mail, placeholders
 
 CANARY = "§CANARY§"  # "§" is in no generated template, so the canary can only come from a value
 KINDS = {placeholders.UNKNOWN, placeholders.FORBIDDEN_NAME, placeholders.ACCESS, placeholders.CODE,

@@ -7,7 +7,16 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
-from tvwidget.storage.models import (AuditEvent, CaseState, DirectoryUser, EmailMessage, ServiceCase, Ticket, WebhookEvent, utcnow)
+from tvwidget.storage.models import (
+    AuditEvent,
+    CaseState,
+    DirectoryUser,
+    EmailMessage,
+    ServiceCase,
+    Ticket,
+    WebhookEvent,
+    utcnow,
+)
 
 from .conftest import connect
 

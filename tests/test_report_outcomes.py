@@ -3,15 +3,14 @@ import csv
 import io
 import itertools
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from tvwidget.cases import connections
-from tvwidget.reports import summary as reports
-from tvwidget.reports import rollup
 from tvwidget.extensions import db
+from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
 from .test_reports import DAY, PAGE, RANGE, _rollup_rows, admin, report
@@ -262,7 +261,7 @@ def test_filters_apply_to_outcomes_and_connected_time(client, add_case, add_conn
 # --- CSV and the page ------------------------------------------------------------------------------
 
 def test_the_csvs_carry_connected_time_and_outcome(client, add_case, add_connection):
-    case = add_case(datetime(2026, 11, 10, 1, 2, 3, tzinfo=timezone.utc), 20, outcome="resolved")
+    case = add_case(datetime(2026, 11, 10, 1, 2, 3, tzinfo=UTC), 20, outcome="resolved")
     add_connection(case, DAY + timedelta(minutes=3), 754)
     expired = add_case(DAY + timedelta(hours=1), state="expired", tech="agent-2", name="田中 愛子")
     add_connection(expired, DAY + timedelta(minutes=3), 60)

@@ -5,14 +5,13 @@ import itertools
 import re
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
-from tvwidget.reports import summary as reports
-from tvwidget.reports import rollup
 from tvwidget.extensions import db
+from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import ServiceCase, Ticket
 
 from .conftest import HOST_API_KEY, make_token
@@ -20,7 +19,7 @@ from .conftest import HOST_API_KEY, make_token
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 URL = "/api/v1/reports/teamviewer-sessions"
 PAGE = "/embed/admin/reports/teamviewer-sessions"
-DAY = datetime(2026, 11, 10, 1, 0, tzinfo=timezone.utc)  # 10:00 in Tokyo
+DAY = datetime(2026, 11, 10, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
 RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
 
 
@@ -144,11 +143,11 @@ def test_the_technician_filter_keeps_one_technicians_sessions(client, add_case):
 
 
 def test_a_session_belongs_to_the_day_it_was_opened_in_the_viewers_zone(client, add_case):
-    add_case(datetime(2026, 11, 9, 14, 59, 59, tzinfo=timezone.utc), 10)  # Tokyo: 23:59:59 on the 9th
-    add_case(datetime(2026, 11, 9, 15, 0, 0, tzinfo=timezone.utc), 20)    # Tokyo: 00:00:00 on the 10th
-    add_case(datetime(2026, 11, 9, 18, 30, 0, tzinfo=timezone.utc), 50)   # Kolkata (UTC+5:30): 00:00 on the 10th
-    add_case(datetime(2026, 11, 10, 14, 59, 0, tzinfo=timezone.utc), 30)  # Tokyo: 23:59 on the 10th
-    add_case(datetime(2026, 11, 10, 15, 0, 0, tzinfo=timezone.utc), 40)   # Tokyo: the 11th
+    add_case(datetime(2026, 11, 9, 14, 59, 59, tzinfo=UTC), 10)  # Tokyo: 23:59:59 on the 9th
+    add_case(datetime(2026, 11, 9, 15, 0, 0, tzinfo=UTC), 20)    # Tokyo: 00:00:00 on the 10th
+    add_case(datetime(2026, 11, 9, 18, 30, 0, tzinfo=UTC), 50)   # Kolkata (UTC+5:30): 00:00 on the 10th
+    add_case(datetime(2026, 11, 10, 14, 59, 0, tzinfo=UTC), 30)  # Tokyo: 23:59 on the 10th
+    add_case(datetime(2026, 11, 10, 15, 0, 0, tzinfo=UTC), 40)   # Tokyo: the 11th
     tokyo = report(client, **{"from": "2026-11-10", "to": "2026-11-10", "tz": "Asia/Tokyo"})
     assert (tokyo["total_sessions"], tokyo["total_duration_seconds"]) == (3, 6000)
     utc = report(client, **{"from": "2026-11-09", "to": "2026-11-09"})
@@ -299,7 +298,7 @@ def test_the_json_has_the_spec_shape(client, add_case):
 
 def test_the_json_defaults_to_the_last_30_utc_days(client):
     body = report(client, **{"from": "", "to": ""})
-    end = datetime.now(timezone.utc).date()
+    end = datetime.now(UTC).date()
     assert body["filters"]["to"] == end.isoformat()
     assert body["filters"]["from"] == (end - timedelta(days=29)).isoformat()
 
@@ -330,9 +329,9 @@ def _csv(response):
 
 def test_the_sessions_csv_has_one_quoted_row_per_case(client, add_case):
     tricky = 'Drucker, "3. Stock"\nプリンター'
-    add_case(datetime(2026, 11, 10, 1, 2, 3, 456789, tzinfo=timezone.utc), seconds=754, category=tricky,
+    add_case(datetime(2026, 11, 10, 1, 2, 3, 456789, tzinfo=UTC), seconds=754, category=tricky,
              name="田中 愛子", tech="agent-2")
-    add_case(datetime(2026, 11, 11, 8, 0, tzinfo=timezone.utc), state="expired", category="=HYPERLINK(\"x\")",
+    add_case(datetime(2026, 11, 11, 8, 0, tzinfo=UTC), state="expired", category="=HYPERLINK(\"x\")",
              ticket="T-2")
     admin(client)
     response = client.get(f"{PAGE}/sessions.csv", query_string=RANGE)
@@ -377,8 +376,8 @@ def test_csv_needs_the_admin_session_and_a_known_table(client):
 # --- the admin page --------------------------------------------------------------------------------
 
 def test_the_page_shows_tables_and_charts_in_the_admins_zone(client, add_case):
-    add_case(datetime(2026, 11, 9, 15, 0, tzinfo=timezone.utc), 65, category=None)  # the 10th in Tokyo
-    add_case(datetime(2026, 11, 9, 14, 0, tzinfo=timezone.utc), 5)  # the 9th in Tokyo
+    add_case(datetime(2026, 11, 9, 15, 0, tzinfo=UTC), 65, category=None)  # the 10th in Tokyo
+    add_case(datetime(2026, 11, 9, 14, 0, tzinfo=UTC), 5)  # the 9th in Tokyo
     admin(client, tz="Asia/Tokyo")
     page = client.get(PAGE, query_string={"from": "2026-11-10", "to": "2026-11-10"})
     assert page.status_code == 200 and page.headers["Vary"].startswith("HX-Request")

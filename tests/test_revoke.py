@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
-from tvwidget.storage.models import (AuditEvent, CaseState, Comment, EmailTemplate, IntegrationSettings, ServiceCase, utcnow)
+from tvwidget.storage.models import (
+    AuditEvent,
+    CaseState,
+    Comment,
+    EmailTemplate,
+    IntegrationSettings,
+    ServiceCase,
+    utcnow,
+)
 
 from .conftest import connect, make_token
 

@@ -19,7 +19,7 @@ PAGE_SIZE = 3
 
 
 def parse(value):
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from cryptography.fernet import Fernet
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tvwidget.teamviewer import integration
-from tvwidget.storage import secrets
 from tvwidget.extensions import db
+from tvwidget.storage import secrets
 from tvwidget.storage.models import AuditEvent, IntegrationSettings
+from tvwidget.teamviewer import integration
 
 from .conftest import Widget, make_token
 

@@ -1,16 +1,16 @@
 """``flask tvwidget seed-demo``: realistic, deterministic, bulk-inserted closed cases the report adds up."""
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from tvwidget.reports import summary as reports
 from tvwidget.extensions import db
+from tvwidget.reports import summary as reports
 from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
 UNTIL = "2026-11-24"
-END = datetime(2026, 11, 24, tzinfo=timezone.utc)
+END = datetime(2026, 11, 24, tzinfo=UTC)
 ALL = reports.Filters(date(2026, 8, 1), date(2026, 11, 30))
 
 

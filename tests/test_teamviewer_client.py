@@ -16,7 +16,21 @@ from flask_babel import Babel
 from werkzeug import Response
 
 from tvwidget.teamviewer import client as teamviewer
-from tvwidget.teamviewer.client import (Account, Session, TeamViewerAuthError, TeamViewerBadReply, TeamViewerBadRequest, TeamViewerClient, TeamViewerError, TeamViewerLicenseLimit, TeamViewerNotFound, TeamViewerPermissionError, TeamViewerRateLimited, TeamViewerTimeout, TeamViewerUnavailable)
+from tvwidget.teamviewer.client import (
+    Account,
+    Session,
+    TeamViewerAuthError,
+    TeamViewerBadReply,
+    TeamViewerBadRequest,
+    TeamViewerClient,
+    TeamViewerError,
+    TeamViewerLicenseLimit,
+    TeamViewerNotFound,
+    TeamViewerPermissionError,
+    TeamViewerRateLimited,
+    TeamViewerTimeout,
+    TeamViewerUnavailable,
+)
 
 CANARY = "87654321-CanaryTokenMustNotLeak"
 CODE = "s119-457-589"

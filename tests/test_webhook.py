@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tvwidget.host import webhook
 from tvwidget.extensions import db
+from tvwidget.host import webhook
 from tvwidget.storage.models import ServiceCase, WebhookEvent, utcnow
 
 from .conftest import EMBED_SECRET, Widget, connect, make_token

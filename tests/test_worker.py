@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from tvwidget.ops import worker
 from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
+from tvwidget.ops import worker
 from tvwidget.storage.models import EmailMessage, WorkerJob, utcnow
 
 from .conftest import EMBED_SECRET, HOST_API_KEY, Mailbox, connect, free_port, open_widget, ticket_claim

@@ -60,9 +60,10 @@ def _init(app: Flask, config: dict | None, standalone: bool) -> None:
 
 def _register_extensions(app: Flask) -> None:
     from tvwidget import i18n
-    from tvwidget.web import admin_entry
-    from tvwidget.storage import database
     from tvwidget.extensions import db, mail, migrate
+    from tvwidget.reports import rollup  # noqa: F401  (its triggers are created with their tables)
+    from tvwidget.storage import database
+    from tvwidget.web import admin_entry
 
     state = app.extensions["tvwidget"]
     database.configure(state.settings, app.instance_path)
@@ -87,10 +88,7 @@ def _register_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from tvwidget.web import admin
-    from tvwidget.web import api
-    from tvwidget.web import health
-    from tvwidget.web import widget
+    from tvwidget.web import admin, api, health, widget
 
     state = app.extensions["tvwidget"]
     app.register_blueprint(widget.bp)

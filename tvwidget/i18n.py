@@ -1,10 +1,21 @@
 """Languages: Japanese and English, from the launch token, else the browser."""
-from datetime import timezone
+from datetime import UTC
 
 from flask import Flask, current_app, g, has_request_context, request
 from flask.signals import before_render_template, template_rendered
-from flask_babel import (format_currency, format_date, format_datetime, format_decimal, format_number, format_percent,
-                         format_scientific, format_time, format_timedelta, get_locale, get_translations)
+from flask_babel import (
+    format_currency,
+    format_date,
+    format_datetime,
+    format_decimal,
+    format_number,
+    format_percent,
+    format_scientific,
+    format_time,
+    format_timedelta,
+    get_locale,
+    get_translations,
+)
 from jinja2 import Environment, FileSystemLoader
 
 from tvwidget.config import lent, setting
@@ -37,7 +48,7 @@ def language() -> str:
 
 def iso_utc(value) -> str:
     """Return an aware datetime as ISO 8601 UTC (for ``<time datetime>``)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
 def _translations():

@@ -5,9 +5,8 @@ Revises: 201e7efa210b
 Create Date: 2026-11-24 13:43:08.310497
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '132a0e68ff3f'

@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-24 13:30:25.587285
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '201e7efa210b'

@@ -14,11 +14,10 @@ Revises: bbf919ce0700
 Create Date: 2026-11-25 09:12:40.318442
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from tvwidget.reports import rollup
-
 
 # revision identifiers, used by Alembic.
 revision = '5e0c2a7d41b9'

@@ -13,11 +13,10 @@ Revises: 132a0e68ff3f
 Create Date: 2026-11-24 14:30:21.537003
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from tvwidget.reports import rollup
-
 
 # revision identifiers, used by Alembic.
 revision = '6bd39e089668'

@@ -10,11 +10,10 @@ Revises: 6bd39e089668
 Create Date: 2026-11-24 14:44:51.048726
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from tvwidget.reports import rollup
-
 
 # revision identifiers, used by Alembic.
 revision = 'bbf919ce0700'

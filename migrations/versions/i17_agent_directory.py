@@ -9,9 +9,8 @@ Revises: i18_worker_jobs
 Create Date: 2026-12-03 10:22:00.612236
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'i17_agent_directory'

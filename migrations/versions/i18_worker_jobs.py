@@ -5,10 +5,8 @@ Revises: 5e0c2a7d41b9
 Create Date: 2026-12-03 10:40:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'i18_worker_jobs'

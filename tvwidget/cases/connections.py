@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from flask_babel import force_locale, gettext
 
 from tvwidget.cases import lifecycle as cases
-from tvwidget.teamviewer import integration
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, CaseTracking, Comment, Connection, ServiceCase, utcnow
+from tvwidget.teamviewer import integration
 from tvwidget.teamviewer.client import TeamViewerError
 
 log = logging.getLogger(__name__)

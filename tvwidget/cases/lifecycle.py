@@ -18,18 +18,15 @@ from babel.dates import format_datetime as babel_format_datetime
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from tvwidget.storage import audit
-from tvwidget.storage import database
-from tvwidget.teamviewer import directory
-from tvwidget.teamviewer import integration
-from tvwidget.mail import message as mail
-from tvwidget.mail import outbox
-from tvwidget.host import webhook
 from tvwidget.config import setting
 from tvwidget.extensions import db
+from tvwidget.host import webhook
 from tvwidget.host.tokens import Agent
-from tvwidget.storage.models import (CREATING_STALE_AFTER, CaseState, CaseTracking, Comment, ServiceCase, Ticket, utcnow)
+from tvwidget.mail import message as mail, outbox
+from tvwidget.storage import audit, database
+from tvwidget.storage.models import CREATING_STALE_AFTER, CaseState, CaseTracking, Comment, ServiceCase, Ticket, utcnow
 from tvwidget.storage.secrets import SecretUnreadable
+from tvwidget.teamviewer import directory, integration
 from tvwidget.teamviewer.client import TeamViewerError, TeamViewerNotFound
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from tvwidget.cases import lifecycle as cases
-from tvwidget.teamviewer import integration
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, CaseTracking, ServiceCase, utcnow
 from tvwidget.storage.secrets import SecretUnreadable
+from tvwidget.teamviewer import integration
 from tvwidget.teamviewer.client import TeamViewerError
 
 log = logging.getLogger(__name__)

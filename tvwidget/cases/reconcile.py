@@ -22,15 +22,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from tvwidget.storage import audit
-from tvwidget.teamviewer import directory
-from tvwidget.teamviewer import integration
-from tvwidget.mail import message as mail
-from tvwidget.host import webhook
 from tvwidget.cases.lifecycle import DEFAULT_VALIDITY, transition
 from tvwidget.extensions import db
+from tvwidget.host import webhook
 from tvwidget.host.tokens import Agent
+from tvwidget.mail import message as mail
+from tvwidget.storage import audit
 from tvwidget.storage.models import CREATING_STALE_AFTER, CaseState, ServiceCase, utcnow
+from tvwidget.teamviewer import directory, integration
 from tvwidget.teamviewer.client import Session, TeamViewerError, TeamViewerNotFound
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 
 from tvwidget.cases.lifecycle import active_case_query
-from tvwidget.storage.database import reading
 from tvwidget.extensions import db
 from tvwidget.host.tokens import LaunchClaims, save_ticket, spend_launch_token
+from tvwidget.storage.database import reading
 from tvwidget.storage.models import CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket
 
 

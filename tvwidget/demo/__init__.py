@@ -13,8 +13,10 @@ __all__ = ["create_app"]
 
 def create_app(config: dict | None = None) -> Flask:
     """Return tvwidget's standalone app with the demo's pages (``TVWIDGET_ENV=demo``) and commands."""
-    from tvwidget.demo import seed  # noqa: F401  (adds seed-demo to the group)
-    from tvwidget.demo import views
+    from tvwidget.demo import (
+        seed,  # noqa: F401  (adds seed-demo to the group)
+        views,
+    )
     from tvwidget.demo.commands import demo_cli
 
     app = tvwidget.create_app(config)

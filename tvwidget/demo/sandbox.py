@@ -159,7 +159,7 @@ class SandboxState:
 
 def now():
     """Return the current UTC time to the second, as TeamViewer's dates carry no fractions."""
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def format_date(value):
@@ -175,8 +175,8 @@ def parse_date(value, name):
     except ValueError:
         raise ApiError(400, "invalid_request", f"{name} is not a valid ISO 8601 date.") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc).replace(microsecond=0)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).replace(microsecond=0)
 
 
 def drop_empty(data):

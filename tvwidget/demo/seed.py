@@ -10,15 +10,15 @@ import math
 import random
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
 
-from tvwidget.reports import rollup
 from tvwidget.demo.commands import demo_cli
 from tvwidget.extensions import db
+from tvwidget.reports import rollup
 from tvwidget.storage.models import CaseState, Connection, ServiceCase, Ticket
 
 DAYS = 90
@@ -157,7 +157,7 @@ class _Generator:
                 seconds = self.hours.draw(rng) * 3600 + rng.randrange(3600)
                 local = datetime(day.year, day.month, day.day, seconds // 3600, seconds // 60 % 60, seconds % 60,
                                  rng.randrange(1_000_000), tzinfo=technician[3])
-                opened.append((local.astimezone(timezone.utc), technician))
+                opened.append((local.astimezone(UTC), technician))
             opened.sort(key=lambda item: item[0])
             for opened_at, technician in opened:
                 yield self._case(index, opened_at, technician)
@@ -282,8 +282,8 @@ def seed_cases(count: int, seed: int, until: datetime, progress=None) -> None:
               help="The day after the last one filled (UTC); default today, so the cases span the 90 days before.")
 def seed_demo(count: int, seed: int, until: datetime | None):
     """Fill the database with realistic synthetic closed service cases over the last 90 days."""
-    day = until.date() if until else datetime.now(timezone.utc).date()
-    end = datetime.combine(day, datetime.min.time(), timezone.utc)
+    day = until.date() if until else datetime.now(UTC).date()
+    end = datetime.combine(day, datetime.min.time(), UTC)
     if db.session.scalar(sa.select(ServiceCase.id).where(ServiceCase.idempotency_key == f"seed-{seed}-0")):
         raise click.ClickException(f"Cases of seed {seed} are already in this database; choose another --seed.")
     started = time.perf_counter()

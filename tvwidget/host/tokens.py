@@ -4,7 +4,7 @@ import hmac
 import itertools
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from tvwidget.config import setting
-from tvwidget.storage.database import insert_for, upsert
 from tvwidget.after_response import after_response
+from tvwidget.config import setting
 from tvwidget.extensions import db
+from tvwidget.storage.database import insert_for, upsert
 from tvwidget.storage.models import Ticket, UsedLaunchToken, utcnow
 
 AUDIENCE = "tvwidget"
@@ -175,7 +175,7 @@ def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
         raise LaunchError(_l("The launch token's ticket is malformed (%(problem)s).", problem=str(exc))) from None
     jti = claims.get("jti")
     key = f"jti:{jti}" if isinstance(jti, str) and jti else "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-    return LaunchClaims(agent, ticket, key[:255], datetime.fromtimestamp(claims["exp"], timezone.utc))
+    return LaunchClaims(agent, ticket, key[:255], datetime.fromtimestamp(claims["exp"], UTC))
 
 
 ALREADY_USED = _l("This launch token was already used. Reload the ticket page to open the widget again.")

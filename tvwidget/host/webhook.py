@@ -26,10 +26,10 @@ import requests
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from tvwidget.storage import database
-from tvwidget.config import setting
 from tvwidget.after_response import after_response
+from tvwidget.config import setting
 from tvwidget.extensions import db
+from tvwidget.storage import database
 from tvwidget.storage.models import ServiceCase, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from flask_babel import force_locale, gettext, lazy_gettext as _l
 from flask_mail import BadHeaderError, Connection, Message
 from markupsafe import Markup, escape
 
-from tvwidget.mail import placeholders
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.i18n import render_page
+from tvwidget.mail import placeholders
 from tvwidget.storage.models import EmailMessage, EmailTemplate, ServiceCase, utcnow
 
 log = logging.getLogger(__name__)

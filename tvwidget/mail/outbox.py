@@ -18,12 +18,11 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from tvwidget.storage import audit
-from tvwidget.storage import database
-from tvwidget.mail import message as mail
-from tvwidget.config import setting
 from tvwidget.after_response import after_response
+from tvwidget.config import setting
 from tvwidget.extensions import db
+from tvwidget.mail import message as mail
+from tvwidget.storage import audit, database
 from tvwidget.storage.models import CaseState, EmailMessage, utcnow
 
 log = logging.getLogger(__name__)

@@ -3,12 +3,10 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from tvwidget.storage import audit
 from tvwidget.cases import lifecycle as cases
-from tvwidget.teamviewer import integration
-from tvwidget.storage import secrets
 from tvwidget.extensions import db
-from tvwidget.storage.models import IntegrationSettings, utcnow
+from tvwidget.storage import audit, secrets
+from tvwidget.storage.models import IntegrationSettings
 
 cli = AppGroup("tvwidget", help="tvwidget maintenance commands.")
 

@@ -22,13 +22,13 @@ from flask_babel import force_locale, gettext
 from sqlalchemy.exc import SQLAlchemyError
 
 from tvwidget import config
-from tvwidget.teamviewer import integration
+from tvwidget.config import setting, settings
+from tvwidget.extensions import db, migrate
 from tvwidget.mail import message as mail
 from tvwidget.ops import worker
-from tvwidget.extensions import db, migrate
-from tvwidget.config import setting, settings
 from tvwidget.storage.models import WorkerJob, utcnow
 from tvwidget.storage.secrets import SecretUnreadable
+from tvwidget.teamviewer import integration
 from tvwidget.teamviewer.client import TeamViewerError, TeamViewerPermissionError
 
 log = logging.getLogger(__name__)

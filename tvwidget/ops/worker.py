@@ -31,15 +31,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import click
-from flask.cli import with_appcontext
 import sqlalchemy as sa
+from flask.cli import with_appcontext
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tvwidget import config
 from tvwidget.cases import lifecycle as cases
-from tvwidget.mail import outbox
-from tvwidget.host import webhook
 from tvwidget.extensions import db
+from tvwidget.host import webhook
+from tvwidget.mail import outbox
 from tvwidget.storage.models import EmailMessage, WebhookEvent, WorkerJob, utcnow
 from tvwidget.storage.secrets import SecretUnreadable
 from tvwidget.teamviewer.client import TeamViewerError

@@ -34,6 +34,10 @@ the table's triggers with it.
 import contextlib
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
+from tvwidget.storage.models import Connection, ServiceCase
+
 CASES = "tvwidget_service_cases"
 CONNECTIONS = "tvwidget_connections"
 
@@ -468,6 +472,12 @@ def create_triggers(table, connection, **kw) -> None:
     """``after_create`` hook of the cases and connections tables: ``metadata.create_all`` gets the triggers too."""
     for statement in CURRENT.statements(connection.dialect.name, table.name):
         connection.exec_driver_sql(statement)
+
+
+# ``metadata.create_all`` (tests, a new SQLite file) creates the triggers with their tables;
+# migrations call ``install``.  tvwidget's app imports this module, so the hooks are in place.
+sa.event.listen(ServiceCase.__table__, "after_create", create_triggers)
+sa.event.listen(Connection.__table__, "after_create", create_triggers)
 
 
 def uninstall(connection) -> None:

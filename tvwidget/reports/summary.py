@@ -18,17 +18,27 @@ import functools
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from tvwidget.teamviewer import directory
-from tvwidget.reports import rollup
 from tvwidget.cases.lifecycle import OUTCOMES
 from tvwidget.extensions import db
-from tvwidget.storage.models import (CaseState, Connection, DirectoryUser, ReportDay, ReportHour, ReportTechnicianDay, ReportTechnicianHour, ServiceCase, UTCDateTime)
+from tvwidget.reports import rollup
+from tvwidget.storage.models import (
+    CaseState,
+    Connection,
+    DirectoryUser,
+    ReportDay,
+    ReportHour,
+    ReportTechnicianDay,
+    ReportTechnicianHour,
+    ServiceCase,
+    UTCDateTime,
+)
+from tvwidget.teamviewer import directory
 
 ATTRIBUTES = tuple(dimension for dimension, _ in rollup.ATTRIBUTES)
 BANDS = rollup.BANDS
@@ -73,7 +83,7 @@ class Filters:
 
 
 def _midnight(day: date, tz: str) -> datetime:
-    return datetime.combine(day, time.min, ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, time.min, ZoneInfo(tz)).astimezone(UTC)
 
 
 def valid_zone(name: str | None) -> bool:
@@ -193,7 +203,7 @@ Span = tuple[datetime, datetime]
 
 def _whole(since: datetime, until: datetime, step: timedelta) -> Span | None:
     """Return the whole UTC days or hours (``step``) inside [since, until), or None."""
-    epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)  # a midnight: whole steps count from it
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)  # a midnight: whole steps count from it
     first = epoch + -((epoch - since) // step) * step
     last = epoch + ((until - epoch) // step) * step
     return (first, last) if first < last else None

@@ -7,8 +7,8 @@ import os
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from flask import Flask, has_request_context, request
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tvwidget.extensions import db
 

@@ -1,16 +1,15 @@
 """Database tables, all prefixed ``tvwidget_`` so they can share a host's database."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tvwidget.reports import rollup
 from tvwidget.extensions import db
 
 
 def utcnow() -> datetime:
     """Return this server's clock as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -24,10 +23,10 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 # A ``creating`` row older than this was abandoned mid-way (the TeamViewer call
@@ -143,9 +142,8 @@ class ServiceCase(db.Model):
         return self.state == CaseState.OPEN and (self.valid_until is None or now < self.valid_until)
 
 
-# Database triggers keep the report's roll-ups below exactly in step with this
-# table, whoever writes to it (any process, the seed, plain SQL).
-sa.event.listen(ServiceCase.__table__, "after_create", rollup.create_triggers)
+# Database triggers (tvwidget.reports.rollup) keep the report's roll-ups below
+# exactly in step with this table, whoever writes to it (any process, the seed, plain SQL).
 
 
 class _RollupMeasures:
@@ -359,8 +357,7 @@ class Connection(db.Model):
         return max(0, int((self.end_at - self.start_at).total_seconds())) if self.end_at else 0
 
 
-# Database triggers keep each case's connected_seconds the sum of its connections.
-sa.event.listen(Connection.__table__, "after_create", rollup.create_triggers)
+# Database triggers (tvwidget.reports.rollup) keep each case's connected_seconds the sum of its connections.
 
 
 class WebhookEvent(db.Model):

@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util import Retry
 
-from tvwidget.ops import metrics
+from tvwidget import metrics
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,19 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from tvwidget.storage import audit
-from tvwidget.storage import database
-from tvwidget.teamviewer import integration
 from tvwidget.config import setting
 from tvwidget.extensions import db
+from tvwidget.storage import audit, database
 from tvwidget.storage.models import AgentIdentity, DirectoryState, DirectoryUser, utcnow
 from tvwidget.storage.secrets import SecretUnreadable
-from tvwidget.teamviewer.client import (TeamViewerBadRequest, TeamViewerError, TeamViewerNotFound, TeamViewerPermissionError, TeamViewerRateLimited)
+from tvwidget.teamviewer import integration
+from tvwidget.teamviewer.client import (
+    TeamViewerBadRequest,
+    TeamViewerError,
+    TeamViewerNotFound,
+    TeamViewerPermissionError,
+    TeamViewerRateLimited,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,20 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from tvwidget.storage import audit
-from tvwidget.storage import secrets
 from tvwidget.config import setting
 from tvwidget.extensions import db
+from tvwidget.storage import audit, secrets
 from tvwidget.storage.models import CaseState, IntegrationSettings, ServiceCase, utcnow
-from tvwidget.teamviewer.client import (TeamViewerAuthError, TeamViewerBadReply, TeamViewerClient, TeamViewerError, TeamViewerPermissionError, TeamViewerRateLimited, TeamViewerTimeout, TeamViewerUnavailable)
+from tvwidget.teamviewer.client import (
+    TeamViewerAuthError,
+    TeamViewerBadReply,
+    TeamViewerClient,
+    TeamViewerError,
+    TeamViewerPermissionError,
+    TeamViewerRateLimited,
+    TeamViewerTimeout,
+    TeamViewerUnavailable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,15 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import InternalServerError
 
-from tvwidget.web import admin_entry
-from tvwidget.teamviewer import integration
-from tvwidget.storage import secrets
-from tvwidget.storage.database import on_outage
 from tvwidget.extensions import db
-from tvwidget.web.forms import SettingsForm
 from tvwidget.host.tokens import Agent, LaunchError, verify_launch_token
 from tvwidget.i18n import render_page
-from tvwidget.web.security import (check_csrf_token, headers, limit_request_size, log_refused_launch, same_origin_request)
+from tvwidget.storage import secrets
+from tvwidget.storage.database import on_outage
+from tvwidget.teamviewer import integration
+from tvwidget.web import admin_entry
+from tvwidget.web.forms import SettingsForm
+from tvwidget.web.security import check_csrf_token, headers, limit_request_size, log_refused_launch, same_origin_request
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,4 @@ def branding():
 
 
 # Sections that live in their own modules but share this blueprint's admin check.
-from tvwidget.web import admin_agents  # noqa: E402,F401
-from tvwidget.web import admin_audit
-from tvwidget.web import admin_email
-from tvwidget.web import admin_health
-from tvwidget.web import admin_reports
+from tvwidget.web import admin_agents, admin_audit, admin_email, admin_health, admin_reports  # noqa: E402,F401

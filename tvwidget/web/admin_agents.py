@@ -2,13 +2,11 @@
 from flask import g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from tvwidget.teamviewer import directory
-from tvwidget.teamviewer import integration
 from tvwidget.extensions import db
 from tvwidget.storage.secrets import SecretUnreadable
+from tvwidget.teamviewer import directory, integration
 from tvwidget.teamviewer.client import USERID_RE, TeamViewerError
 from tvwidget.web.admin import bp
-
 
 
 def _no_group(name: str):

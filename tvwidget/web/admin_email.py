@@ -7,16 +7,15 @@ import sqlalchemy as sa
 from flask import g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from tvwidget.storage import audit
-from tvwidget.mail import message as mail
-from tvwidget.mail import placeholders
 from tvwidget.config import setting
-from tvwidget.storage.database import upsert
 from tvwidget.extensions import db
-from tvwidget.web.forms import EmailTemplateForm
 from tvwidget.i18n import render_page
+from tvwidget.mail import message as mail, placeholders
+from tvwidget.storage import audit
+from tvwidget.storage.database import upsert
 from tvwidget.storage.models import EmailTemplate, utcnow
 from tvwidget.web.admin import bp
+from tvwidget.web.forms import EmailTemplateForm
 
 # Each language by its own name, as language pickers do.
 LANGUAGE_NAMES = {"en": "English", "ja": "日本語"}

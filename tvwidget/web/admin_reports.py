@@ -7,9 +7,8 @@ from flask import Response, abort, g, make_response, request, stream_with_contex
 from flask_babel import format_decimal, gettext
 
 from tvwidget.cases import lifecycle as cases
-from tvwidget.reports import summary as reports
-from tvwidget.reports import rollup
 from tvwidget.i18n import render_page
+from tvwidget.reports import rollup, summary as reports
 from tvwidget.web.admin import bp
 
 PAGE = "tvwidget/admin/report.html"

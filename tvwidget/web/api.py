@@ -5,14 +5,14 @@ from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from tvwidget.cases import lifecycle as cases
-from tvwidget.cases import ticket_view as hotpath
-from tvwidget.reports import summary as reports
-from tvwidget.storage.database import on_outage
+from tvwidget.cases import lifecycle as cases, ticket_view
 from tvwidget.extensions import db
 from tvwidget.host.tokens import TicketDataError, host_key_matches, parse_ticket, save_ticket
+from tvwidget.reports import summary as reports
+from tvwidget.storage.database import on_outage
 from tvwidget.storage.models import Comment, utcnow
 from tvwidget.web.security import headers, limit_request_size
+
 
 class AnyText(PathConverter):
     """Like ``path``, but newlines too: a host's ticket id is opaque and must get a JSON answer."""
@@ -86,7 +86,7 @@ def put_ticket(ticket_id: str):
 @bp.get("/tickets/<tvwidget_text:ticket_id>/service-case", merge_slashes=False)
 def get_service_case(ticket_id: str):
     """Return the ticket's valid case, or 404 ``no_active_case``."""
-    case = hotpath.active_case(ticket_id)
+    case = ticket_view.active_case(ticket_id)
     if case is None or not case.is_valid(utcnow()):
         return error("no_active_case", f"Ticket {ticket_id} has no active TeamViewer service case.", 404)
     return jsonify(cases.case_json(case))

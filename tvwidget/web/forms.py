@@ -7,10 +7,9 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from tvwidget.mail import message as mail
-from tvwidget.mail import placeholders
-from tvwidget.web.admin_entry import EntryCSRF
 from tvwidget.config import setting, standalone
+from tvwidget.mail import message as mail, placeholders
+from tvwidget.web.admin_entry import EntryCSRF
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # A body may hold line breaks and tabs, nothing else below the space.

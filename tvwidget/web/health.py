@@ -13,10 +13,10 @@ from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from tvwidget.teamviewer import integration
-from tvwidget.ops import metrics
+from tvwidget import metrics
 from tvwidget.extensions import db
 from tvwidget.host.tokens import host_key_matches
+from tvwidget.teamviewer import integration
 from tvwidget.web.security import headers
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from flask import Response, current_app, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
-from tvwidget.web import admin_entry
 from tvwidget.config import MAX_REQUEST_BYTES, setting, standalone
+from tvwidget.web import admin_entry
 
 log = logging.getLogger(__name__)
 LAUNCH_ENDPOINTS = ("tvwidget.launch", "tvwidget_admin.launch")

@@ -15,22 +15,31 @@ from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
-from tvwidget.cases import lifecycle as cases
-from tvwidget.cases import connections
-from tvwidget.cases import ticket_view as hotpath
-from tvwidget.cases import live_status as live
-from tvwidget.mail import message as mail
-from tvwidget.ops import metrics
-from tvwidget.mail import outbox
-from tvwidget.host import webhook
+from tvwidget import metrics
+from tvwidget.cases import connections, lifecycle as cases, live_status as live, ticket_view
 from tvwidget.config import setting
-from tvwidget.storage.database import on_outage
 from tvwidget.extensions import db
-from tvwidget.host.tokens import (ALREADY_USED, LaunchError, check_launch_token, issue_credential, read_credential, sweep_spent_tokens_after)
+from tvwidget.host import webhook
+from tvwidget.host.tokens import (
+    ALREADY_USED,
+    LaunchError,
+    check_launch_token,
+    issue_credential,
+    read_credential,
+    sweep_spent_tokens_after,
+)
 from tvwidget.i18n import render_page
-from tvwidget.storage.models import CaseState, Comment, ServiceCase, utcnow
+from tvwidget.mail import message as mail, outbox
 from tvwidget.paths import asset_dir
-from tvwidget.web.security import (allowed_host_origin, headers, limit_request_size, log_refused_launch, same_origin_request)
+from tvwidget.storage.database import on_outage
+from tvwidget.storage.models import CaseState, Comment, ServiceCase, utcnow
+from tvwidget.web.security import (
+    allowed_host_origin,
+    headers,
+    limit_request_size,
+    log_refused_launch,
+    same_origin_request,
+)
 
 bp = Blueprint("tvwidget", __name__, static_folder=asset_dir("static"), static_url_path="/static/tvwidget")
 bp.after_request(headers(frameable=True))
@@ -79,7 +88,7 @@ def case_event(name: str, case: ServiceCase) -> dict:
     return {"event": name, "detail": detail}
 
 
-def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, alert=None, alert_kind: str = "error",
+def widget_context(agent, ticket_id: str, view: ticket_view.View | None = None, alert=None, alert_kind: str = "error",
                    confirm_stop: bool = False, form: dict | None = None, form_error=None, events=()) -> dict:
     """Return everything ``_widget.html`` shows, for page and fragment alike (``view`` read if not given).
 
@@ -87,7 +96,7 @@ def widget_context(agent, ticket_id: str, view: hotpath.View | None = None, aler
     """
     now = utcnow()
     if view is None:
-        view = hotpath.view(ticket_id)
+        view = ticket_view.view(ticket_id)
     case = view.case
     if not view.connected:
         state = "disconnected"
@@ -165,7 +174,7 @@ def launch():
         g.tvwidget_host_origin = allowed_host_origin(request.form.get("host_origin"))
     try:
         claims = check_launch_token(raw or "", want_ticket=True)
-        view = hotpath.launch(claims)
+        view = ticket_view.launch(claims)
         if view is None:
             raise LaunchError(ALREADY_USED)
     except LaunchError as exc:
@@ -211,7 +220,7 @@ def _refused(agent, ticket_id: str, exc: cases.CaseError):
     db.session.rollback()
     status = 502 if exc.kind in ("unavailable", "timeout", "auth", "permission", "rate_limited", "license",
                                  "bad_request", "not_found", "bad_reply") else 409
-    view = hotpath.view(ticket_id)
+    view = ticket_view.view(ticket_id)
     expired = exc.kind == "expired" and view.case is not None and view.case.state == CaseState.EXPIRED
     return _render(widget_context(agent, ticket_id, view, alert=exc.message,
                                   events=("case-expired",) if expired else ()), status)
@@ -277,7 +286,7 @@ def status():
     """
     agent, ticket_id = _authorised()
     now = utcnow()
-    view = hotpath.view(ticket_id)
+    view = ticket_view.view(ticket_id)
     case = view.case
     if case is None or case.state != CaseState.OPEN or case.code != request.args.get("code") \
             or _credential_half_spent(now):
@@ -298,14 +307,14 @@ def status():
             return _whole_widget(agent, ticket_id, alert=_l(
                 "Service case %(code)s was closed at TeamViewer; its times are on the ticket.", code=case.code),
                 events=("case-closed",))
-        view = hotpath.view(ticket_id)
+        view = ticket_view.view(ticket_id)
         if view.case is None or view.case.id != case.id:
             return _whole_widget(agent, ticket_id, view)
     context = status_context(view.case, view.tracking, now)
     return render_page("tvwidget/_status.html", **context), 200, {"Vary": "HX-Request"}
 
 
-def _whole_widget(agent, ticket_id: str, view: hotpath.View | None = None, alert=None, events=()):
+def _whole_widget(agent, ticket_id: str, view: ticket_view.View | None = None, alert=None, events=()):
     """Send the whole widget in place of the status fragment that asked."""
     response = make_response(render_page("tvwidget/_widget.html", **widget_context(
         agent, ticket_id, view, alert=alert, alert_kind="info", events=events)))

@@ -7,11 +7,29 @@
 Only PyJWT and requests are needed; nothing here imports Flask.
 """
 from .client import HostClient
-from .errors import (ActiveServiceCase, BadRequest, DuplicateDelivery, InvalidPayload, InvalidSignature, NotFound,
-                     StaleDelivery, TVWidgetError, Unauthorized, Unavailable, WebhookError)
+from .errors import (
+                     ActiveServiceCase,
+                     BadRequest,
+                     DuplicateDelivery,
+                     InvalidPayload,
+                     InvalidSignature,
+                     NotFound,
+                     StaleDelivery,
+                     TVWidgetError,
+                     Unauthorized,
+                     Unavailable,
+                     WebhookError,
+)
 from .tokens import sign_launch_token
-from .webhook import (RETRY_WINDOW, WEBHOOK_DELIVERY_HEADER, WEBHOOK_EVENT_HEADER, WEBHOOK_SIGNATURE_HEADER,
-                      WebhookEvent, signature, verify_webhook)
+from .webhook import (
+                     RETRY_WINDOW,
+                     WEBHOOK_DELIVERY_HEADER,
+                     WEBHOOK_EVENT_HEADER,
+                     WEBHOOK_SIGNATURE_HEADER,
+                     WebhookEvent,
+                     signature,
+                     verify_webhook,
+)
 
 __version__ = "0.1.0"
 

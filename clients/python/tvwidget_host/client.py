@@ -1,13 +1,14 @@
 """The host API client (SPEC "Host API"; described in openapi.yaml): server to server, bearer key, JSON."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from .errors import (ActiveServiceCase, BadRequest, NotFound, TVWidgetError, Unauthorized, Unavailable)
+from .errors import ActiveServiceCase, BadRequest, NotFound, TVWidgetError, Unauthorized, Unavailable
 from .tokens import ticket_claim
 
 API_PREFIX = "/api/v1"

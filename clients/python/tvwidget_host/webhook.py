@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Container, Union
+from datetime import UTC, datetime, timedelta
+from typing import Any, Union
 
 from .errors import DuplicateDelivery, InvalidPayload, InvalidSignature, StaleDelivery
 
@@ -59,8 +60,8 @@ def _parse_time(value: Any) -> datetime:
         raise InvalidPayload(f"The event's occurred_at {value!r} is not an ISO 8601 time.",
                              code="invalid_payload") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _event(body: bytes) -> WebhookEvent:
@@ -148,7 +149,7 @@ def verify_webhook(body: bytes, signature_header: str | None, secret: str | byte
 
     event = _event(body)
     if age is not None:
-        current = now or datetime.now(timezone.utc)
+        current = now or datetime.now(UTC)
         if current.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         if event.occurred_at < current - age:

@@ -2,13 +2,13 @@
 follow-up attributed to the agent, even when delivered twice, replayed, or out of order."""
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpdesk.models import FollowUp
-from tvwidget_host import signature
 
 from tvwidget_helpdesk.models import ReceivedEvent
+from tvwidget_host import signature
 
 from .conftest import EMBED_SECRET
 
@@ -22,7 +22,7 @@ def event(ticket, kind="service_case.closed", code="s123-456-789", comment=COMME
     by = by or {"id": "1", "name": "Alex Morgan"}
     return {
         "id": event_id or uuid.uuid4().hex, "event": kind,
-        "occurred_at": (occurred_at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "occurred_at": (occurred_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ticket_id": str(ticket.pk),
         "service_case": {"code": code, "state": kind.split(".")[1], "opened_by": {"id": by["id"], "name": by["name"],
                                                                                  "email": "a@x"},
@@ -91,7 +91,7 @@ def test_a_forged_signature_is_refused_and_writes_nothing(client, ticket):
 
 def test_an_old_replay_is_refused(client, ticket, settings):
     settings.TVWIDGET_WEBHOOK_MAX_AGE = 3600
-    response = deliver(client, event(ticket, occurred_at=datetime.now(timezone.utc) - timedelta(hours=2)))
+    response = deliver(client, event(ticket, occurred_at=datetime.now(UTC) - timedelta(hours=2)))
     assert response.status_code == 400 and response.json()["error"] == "stale_delivery"
     assert not FollowUp.objects.filter(ticket=ticket, title__contains="s123").exists()
 

@@ -1,5 +1,6 @@
 """The integration's settings (Django settings, all prefixed ``TVWIDGET_``), with their defaults."""
 from django.conf import settings
+
 from tvwidget_host import RETRY_WINDOW
 
 # django-helpdesk priority (1 is the highest) -> tvwidget's priority value.

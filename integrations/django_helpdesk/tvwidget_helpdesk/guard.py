@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from helpdesk.models import Ticket
 from rest_framework import status
 from rest_framework.exceptions import APIException
+
 from tvwidget_host import TVWidgetError, Unauthorized, Unavailable
 
 from . import conf, mapping

@@ -11,8 +11,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from helpdesk.decorators import helpdesk_staff_member_required
 from helpdesk.models import FollowUp, Ticket
-from tvwidget_host import (WEBHOOK_SIGNATURE_HEADER, DuplicateDelivery, InvalidPayload, InvalidSignature,
-                           StaleDelivery, sign_launch_token, verify_webhook)
+
+from tvwidget_host import (
+    WEBHOOK_SIGNATURE_HEADER,
+    DuplicateDelivery,
+    InvalidPayload,
+    InvalidSignature,
+    StaleDelivery,
+    sign_launch_token,
+    verify_webhook,
+)
 
 from . import conf, mapping
 from .models import ReceivedEvent
