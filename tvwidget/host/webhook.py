@@ -45,7 +45,7 @@ SIGNATURE_HEADER = "X-TVWidget-Signature"
 
 
 def enabled() -> bool:
-    return bool(setting("HOST_WEBHOOK_URL", None))
+    return bool(setting("HOST_WEBHOOK_URL"))
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -38,10 +38,9 @@ NO_SUCH_CODE = "s000-000-000"  # a well-formed session code TeamViewer never han
 # The worker counts as running when a job finished this recently (or within three of its shortest intervals).
 WORKER_RECENT = timedelta(minutes=5)
 SECRET_SETTINGS = (("SECRET_KEY", 32), ("EMBED_SECRET", 32), ("HOST_API_KEY", 24))
-# Numbers of seconds (or counts) that must be positive; (name, default when unset).
-NUMBERS = (("TEAMVIEWER_CONNECT_TIMEOUT", None), ("TEAMVIEWER_READ_TIMEOUT", None), ("SMTP_TIMEOUT", None),
-           ("WIDGET_CREDENTIAL_MAX_AGE", None), ("LAUNCH_TOKEN_LEEWAY", None), ("STATUS_POLL_SECONDS", 15),
-           ("STATUS_CACHE_SECONDS", 15), ("STATUS_BACKOFF_SECONDS", 60))
+# Numbers of seconds (or counts) that must be positive.
+NUMBERS = ("TEAMVIEWER_CONNECT_TIMEOUT", "TEAMVIEWER_READ_TIMEOUT", "SMTP_TIMEOUT", "WIDGET_CREDENTIAL_MAX_AGE",
+           "LAUNCH_TOKEN_LEEWAY", "STATUS_POLL_SECONDS", "STATUS_CACHE_SECONDS", "STATUS_BACKOFF_SECONDS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +142,7 @@ def settings_checks(cfg) -> list[Check]:
             checks.append(Check("TVWIDGET_MAIL_DEFAULT_SENDER", False, gettext(
                 "not an email address. Set the invitation's From address, e.g. support@example.com.")))
 
-    numbers = {key: cfg.get(key, default) for key, default in NUMBERS}
+    numbers = {key: cfg.get(key) for key in NUMBERS}
     retries = cfg.get("TEAMVIEWER_RETRIES")
     wrong = [f"TVWIDGET_{key}" for key, value in numbers.items() if not _positive(value)]
     if not (_positive(retries) or retries == 0):
