@@ -1,14 +1,13 @@
-"""The invitation outbox: every stored invitation is sent exactly once (``tvwidget.storage.delivery``).
+"""The invitation outbox: every stored invitation is sent exactly once.
 
-A message is stored ``pending`` in the same transaction as its case.  Whoever
-sends it (the request that opened the case, a later widget request, or
-``flask --app wsgi tvwidget outbox send`` from cron on any number of machines)
-first *claims* it with one conditional UPDATE, so of several senders exactly
-one wins; the claim is a lease, so a sender that died mid-way does not hold the
-message forever.  SMTP is spoken with no database transaction open, then the
-outcome is recorded: ``sent``; ``pending`` again with a later
-``next_attempt_at`` after a temporary failure; or ``failed`` after a permanent
-one or too many tries.  A message sent again keeps its ``Message-ID``.
+A message is stored ``pending`` in the same transaction as its case.  It is
+sent by the request that opened the case, a later widget request, the worker,
+or ``flask --app wsgi tvwidget outbox send`` from cron on any number of
+machines, each through ``tvwidget.storage.delivery``: claimed with a lease,
+spoken over SMTP with no transaction open, then recorded.  A temporary
+failure is tried again after ``BACKOFF``; a permanent one, the last of
+``MAX_ATTEMPTS`` tries, or a case closed before its invitation went out ends
+in ``failed``.  A message sent again keeps its ``Message-ID``.
 """
 from datetime import datetime, timedelta
 

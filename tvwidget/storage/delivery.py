@@ -206,7 +206,7 @@ class Delivery:
         @group.command("send", help=f"Deliver every due {self.noun} (safe to run from cron on several machines "
                                     "at once).")
         @click.option("--limit", type=click.IntRange(min=1), default=None,
-                      help=f"Deliver at most this many ({self.noun}s).")
+                      help=f"Deliver at most this many {self.noun}s.")
         def send(limit):
             if not self.enabled():
                 click.echo(off)
