@@ -1,10 +1,12 @@
 """``flask --app wsgi tvwidget doctor`` (O3): check the installation and name what is wrong, one line per check.
 
-The same checks feed the read-only "Health" section of the admin area.  They
-read settings, the database, the SMTP server (connect, EHLO, log in, QUIT:
-nothing is sent) and TeamViewer (read-only calls: ping, account, one page of
-sessions, a connection report for a code that cannot exist); they change
-nothing and never show a secret: a key's length, a URL's host, never a value.
+The same checks feed the "Health" section of the admin area, whose page shows
+the local ones and asks TeamViewer only when the admin presses its button.
+They read settings, the database, the SMTP server (connect, EHLO, log in,
+QUIT: nothing is sent) and TeamViewer (read-only calls: ping, account, one
+page of sessions, a connection report for a code that cannot exist); they
+change nothing and never show a secret: a key's length, a URL's host, never a
+value.
 """
 import dataclasses
 import logging
@@ -52,20 +54,28 @@ class Check:
     message: str
 
 
-def run() -> list[Check]:
-    """Run every check (in an app context); a check that cannot run reports why instead of raising."""
+def run(teamviewer: bool = True) -> list[Check]:
+    """Run every check (in an app context); a check that cannot run reports why instead of raising.
+
+    ``teamviewer=False`` leaves out the checks that call TeamViewer (the token and its permissions).
+    """
     checks: list[Check] = []
     checks += settings_checks(settings())
     database = _safely(gettext("Database"), database_checks)
     checks += database
     checks += _safely(gettext("SMTP server"), smtp_check)
-    if database[0].ok:  # reachable (the token is stored there)
-        checks += _safely(gettext("TeamViewer token"), teamviewer_checks)
+    if teamviewer and database[0].ok:  # reachable (the token is stored there)
+        checks += ask_teamviewer()
     checks += frame_ancestors_checks(settings())
     if all(check.ok for check in database):  # the worker's table exists at the newest revision only
         checks += _safely(gettext("Worker"), worker_checks)
     db.session.rollback()
     return checks
+
+
+def ask_teamviewer() -> list[Check]:
+    """Run the checks that call TeamViewer: is the stored token valid, has it each permission (read-only calls)."""
+    return _safely(gettext("TeamViewer token"), teamviewer_checks)
 
 
 def _safely(label: str, make) -> list[Check]:
