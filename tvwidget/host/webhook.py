@@ -107,12 +107,7 @@ def _prepare(event: WebhookEvent, now: datetime) -> delivery.Attempt:
 
 
 QUEUE = delivery.Delivery(WebhookEvent, noun="webhook event", done="delivered", prepare=_prepare,
-                                 backoff=BACKOFF, lease=lambda: LEASE, give_up_after=GIVE_UP_AFTER, enabled=enabled)
-
-
-def send_one(event_id: int) -> str | None:
-    """Claim, POST and record one pending event; return its new status, or None if another sender has it."""
-    return QUEUE.send_one(event_id)
+                          backoff=BACKOFF, lease=lambda: LEASE, give_up_after=GIVE_UP_AFTER, enabled=enabled)
 
 
 def send_due(limit: int | None = None):
