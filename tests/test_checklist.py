@@ -612,9 +612,8 @@ def test_13_get_and_head_on_every_route_change_nothing(walked_app, teamviewer):
             callers.add(endpoint)
             seen = len(teamviewer.calls)
     assert changed_tables(before, table_checksums(walked_app)) == set()
-    # The one documented exception: the admin's Health page runs the doctor's read-only questions to
-    # TeamViewer (is the token valid, has it each permission). No other page calls TeamViewer.
-    assert callers <= {"tvwidget_admin.health"}, callers
+    # No page calls TeamViewer on GET or HEAD (the Health page asks it only from its POST button).
+    assert callers == set(), callers
     # The walk really was signed in: every page answered (launches without a token refuse, as they should).
     refused = {endpoint for endpoint, status in statuses.items() if status >= 400}
     assert refused == {"tvwidget.launch", "tvwidget_admin.launch", "tvwidget_api.not_found"}, statuses

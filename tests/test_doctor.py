@@ -159,9 +159,45 @@ def test_malformed_frame_ancestors_and_production_values(doctor_app):
     assert lines["TVWIDGET_TEAMVIEWER_API_URL"] == ["FAIL must use https in production."]
 
 
+def _admin(app):
+    from .conftest import make_token
+
+    client = app.test_client()
+    assert client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)}).status_code == 303
+    return client
+
+
+def test_the_health_page_asks_teamviewer_only_from_its_button(doctor_app):
+    """GET shows the local checks; the button's POST (with the form's CSRF token) adds TeamViewer's answers."""
+    client = _admin(doctor_app(token="sandbox-noperm-token-0001"))  # valid, but without two permissions
+    page = client.get("/embed/admin/health")
+    assert page.status_code == 200
+    assert 'id="tvwidget-health-teamviewer-checks"' not in page.text and "Account management" not in page.text
+    assert 'data-tvwidget-action="ask-teamviewer"' in page.text
+    assert "Everything is fine." in page.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+    asked = client.post("/embed/admin/health", data={"csrf_token": csrf})
+    assert asked.status_code == 200
+    teamviewer = asked.text.split('id="tvwidget-health-teamviewer-checks"')[1].split("</table>")[0]
+    # Only TeamViewer knows these: the sandbox takes the token and refuses two of the three permissions.
+    assert teamviewer.count('data-tvwidget-ok="true"') == 2 and teamviewer.count('data-tvwidget-ok="false"') == 2
+    assert "valid." in teamviewer and "Account management: view" in teamviewer
+    assert "Session management: view: missing" in teamviewer
+    assert "Checks that need attention: 2." in asked.text
+    assert 'id="tvwidget-health"' in asked.text  # the local checks stay on the page
+
+    refused = client.post("/embed/admin/health", data={})
+    assert refused.status_code == 400 and "The form expired" in refused.text
+    assert "Account management" not in refused.text
+
+
 @pytest.mark.browser
 def test_the_admin_health_page_shows_the_checks_in_english_and_japanese(doctor_app, browser):
-    """The read-only Health section, with one problem (SMTP down) among the checks; screenshots en and ja."""
+    """The Health section at 360 px, one problem (SMTP down) among the checks, TeamViewer asked from the button.
+
+    Screenshots en and ja, after the button's answers arrived.
+    """
     from playwright.sync_api import expect
 
     from .conftest import FONTS_READY, make_token, screenshot_dir
@@ -171,7 +207,7 @@ def test_the_admin_health_page_shows_the_checks_in_english_and_japanese(doctor_a
     with serve(app) as base_url:
         for locale, heading, summary in (("en", "Health", "Checks that need attention: 1."),
                                          ("ja", "ヘルスチェック", "対応が必要なチェック: 1 件。")):
-            context = browser.new_context(viewport={"width": 1100, "height": 800}, locale=locale)
+            context = browser.new_context(viewport={"width": 360, "height": 800}, locale=locale)
             try:
                 page = context.new_page()
                 token = make_token(role="admin", ticket=None, sub="admin-1", name="Ada Admin", locale=locale)
@@ -187,10 +223,16 @@ def test_the_admin_health_page_shows_the_checks_in_english_and_japanese(doctor_a
                 text = page.locator("body").inner_text()
                 for secret in SECRETS:
                     assert secret not in text
-                # Read-only: no form, no button that changes anything.
-                expect(page.locator("main form")).to_have_count(0)
+                # One form: the button that asks TeamViewer (read-only questions), whose answers then appear.
+                expect(page.locator("main form")).to_have_count(1)
+                expect(page.locator("#tvwidget-health-teamviewer-checks")).to_have_count(0)
+                page.locator('[data-tvwidget-action="ask-teamviewer"]').click()
+                asked = page.locator('#tvwidget-health-teamviewer-checks tr[data-tvwidget-ok="true"]')
+                expect(asked).to_have_count(4)  # the token and three permissions
+                expect(page.locator("#tvwidget-health-summary")).to_have_text(summary)
                 page.locator("body").evaluate(FONTS_READY)
                 path = screenshot_dir() / f"admin-health-{locale}.png"
                 page.screenshot(path=path, full_page=True, animations="disabled")
+                assert page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scrolling
             finally:
                 context.close()

@@ -1,4 +1,5 @@
 """Migrations: one head, ``db upgrade`` builds exactly the models' schema, host tables untouched."""
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from flask_migrate import downgrade, upgrade
 
 from tvwidget import create_app
 from tvwidget.extensions import db, migrate
-from tvwidget.reports import summary as reports
+from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import ServiceCase, UTCDateTime
 
 
@@ -142,3 +143,25 @@ def test_the_report_outcome_migration_rolls_up_existing_data_and_downgrades(empt
         assert (built.total.sessions, built.total.connected_seconds) == (3, 720)
         assert [row.sessions for row in built.outcomes] == [1, 1, 1]
         db.session.remove()
+
+
+# What each migration's roll-up design installs and runs, as SHA-256 of its statements (triggers on both
+# tables, the rebuild's upserts, the report's aggregate): a migration that ran must keep meaning the same SQL.
+DESIGN_SQL = {
+    ("FIRST", "sqlite"): "731cbbafade6c1dbc05e0b9fe70b3da5c08aa30c78fb5d29d0eb4c30d5661019",
+    ("FIRST", "postgresql"): "61c55f877e04d9c760e802a5250591a3428fcdc480cbc5eda95261f5dd4fcc8f",
+    ("OUTCOMES", "sqlite"): "efeb1e3b83bf938d8b04675573efee7371308ab6496e13e514fea3daa05dfcc3",
+    ("OUTCOMES", "postgresql"): "839c71292fb87d6955ab7d90b998371e938c901b8d40455469e9d34e1ae60d76",
+}
+
+
+@pytest.mark.parametrize(("name", "dialect"), sorted(DESIGN_SQL))
+def test_each_migrations_roll_up_design_builds_the_sql_it_always_did(name, dialect):
+    design = getattr(rollup, name)
+    sums = rollup.GroupedSums(design, dialect)
+    triggers = [statement for table in (rollup.CASES, rollup.CONNECTIONS)
+                for statement in design.statements(dialect, table)]
+    sql = (triggers
+           + [sums.upsert(roll_up, design.cases()) for roll_up in rollup.ROLLUPS]
+           + [design.aggregate_sql(dialect, "true")])
+    assert hashlib.sha256("\n".join(sql).encode()).hexdigest() == DESIGN_SQL[name, dialect]

@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from tvwidget.extensions import db
 from tvwidget.mail import outbox
 from tvwidget.paths import PACKAGE_DIR
+from tvwidget.storage import delivery
 from tvwidget.storage.models import AuditEvent, EmailMessage, ServiceCase, utcnow
 
 from .conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim
@@ -418,7 +419,7 @@ def test_a_crash_after_the_server_took_the_message_resends_it_with_the_same_mess
     def crash(*args, **kwargs):
         raise SystemExit("killed between SMTP and the database")
 
-    monkeypatch.setattr(outbox, "_record", crash)
+    monkeypatch.setattr(delivery.Delivery, "_record", crash)  # after SMTP, before the outcome is recorded
     widget = open_widget(app)
     with pytest.raises(SystemExit):
         widget.play()

@@ -137,6 +137,13 @@ def defaults(instance_path: str) -> dict:
         "TEAMVIEWER_RETRIES": 1,
         # The company directory (agent -> TeamViewer user, G7) is fetched at most once per this many seconds.
         "DIRECTORY_REFRESH_SECONDS": 300,
+        # An open widget polls its case's status this often; one TeamViewer answer serves every poller
+        # of a case this long; after a rate limit or an outage the next question waits this long.
+        "STATUS_POLL_SECONDS": 15,
+        "STATUS_CACHE_SECONDS": 15,
+        "STATUS_BACKOFF_SECONDS": 60,
+        # Where service_case.* events are POSTed (docs/host-contract.md); None: no webhook.
+        "HOST_WEBHOOK_URL": None,
         "FRAME_ANCESTORS": "",
         "COMPANY_NAME": "Helpdesk",
         "DEFAULT_LOCALE": "en",

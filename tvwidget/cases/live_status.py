@@ -36,11 +36,11 @@ class LiveStatus:
 
 
 def _window() -> timedelta:
-    return timedelta(seconds=float(setting("STATUS_CACHE_SECONDS", 15)))
+    return timedelta(seconds=float(setting("STATUS_CACHE_SECONDS")))
 
 
 def _backoff() -> timedelta:
-    return timedelta(seconds=float(setting("STATUS_BACKOFF_SECONDS", 60)))
+    return timedelta(seconds=float(setting("STATUS_BACKOFF_SECONDS")))
 
 
 def _stale(now: datetime):

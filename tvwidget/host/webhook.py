@@ -3,7 +3,7 @@
 With ``TVWIDGET_HOST_WEBHOOK_URL`` set, an event is stored in the same
 transaction as the change it describes, so a change is never announced
 without having happened, nor lost because the host was down.  It is delivered
-like the invitation outbox (``tvwidget.mail.outbox``): a sender (the request that
+like the invitation outbox (``tvwidget.storage.delivery``): a sender (the request that
 made the change, once its response is out, or ``flask --app wsgi tvwidget
 webhook send`` from cron on any machine) first claims the event with one
 conditional UPDATE holding a lease, POSTs with no transaction open, then
@@ -16,23 +16,15 @@ after the lease ran out; ``X-TVWidget-Delivery`` (the event id) lets it tell.
 import hashlib
 import hmac
 import json
-import logging
 import uuid
-from collections import Counter
 from datetime import datetime, timedelta
 
-import click
 import requests
-import sqlalchemy as sa
-from flask.cli import AppGroup
 
-from tvwidget.after_response import after_response
 from tvwidget.config import setting
 from tvwidget.extensions import db
-from tvwidget.storage import database
+from tvwidget.storage import delivery
 from tvwidget.storage.models import ServiceCase, WebhookEvent, utcnow
-
-log = logging.getLogger(__name__)
 
 EVENTS = ("service_case.opened", "service_case.closed", "service_case.expired")
 # Waits after the 1st, 2nd, ... failed try; then every last wait until GIVE_UP_AFTER has passed.
@@ -45,7 +37,7 @@ SIGNATURE_HEADER = "X-TVWidget-Signature"
 
 
 def enabled() -> bool:
-    return bool(setting("HOST_WEBHOOK_URL", None))
+    return bool(setting("HOST_WEBHOOK_URL"))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -95,110 +87,40 @@ def signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _unclaimed(now: datetime):
-    return sa.or_(WebhookEvent.claimed_until.is_(None), WebhookEvent.claimed_until < now)
-
-
-def due_ids(now: datetime | None = None, limit: int | None = None) -> list[int]:
-    """Return the ids of pending events whose time has come and that nobody holds, oldest first."""
-    now = now or utcnow()
-    query = (sa.select(WebhookEvent.id)
-             .where(WebhookEvent.status == "pending", _unclaimed(now), WebhookEvent.next_attempt_at <= now)
-             .order_by(WebhookEvent.id))
-    if limit is not None:
-        query = query.limit(limit)
-    with database.reading():
-        ids = list(db.session.scalars(query))
-        db.session.rollback()
-    return ids
-
-
-def send_one(event_id: int) -> str | None:
-    """Claim, POST and record one pending event; return its new status, or None if another sender has it.
-
-    Commits: the claim before the POST, the outcome after.
-    """
-    db.session.rollback()  # the claim is the transaction's first statement (SQLite takes its write lock there)
-    now = utcnow()
-    lease_until = now + LEASE
-    claimed = db.session.execute(
-        sa.update(WebhookEvent)
-        .where(WebhookEvent.id == event_id, WebhookEvent.status == "pending", _unclaimed(now))
-        .values(claimed_until=lease_until)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:
-        db.session.rollback()
-        return None
-    event = db.session.get(WebhookEvent, event_id, populate_existing=True)
-    body, kind, delivery, attempts, created_at = (event.body.encode(), event.kind, event.event_id,
-                                                  event.attempts + 1, event.created_at)
+def _prepare(event: WebhookEvent, now: datetime) -> delivery.Attempt:
+    """Read the claimed ``event``: POST its stored body, signed, to the host."""
+    body, kind, delivery_id = event.body.encode(), event.kind, event.event_id
     url, secret = setting("HOST_WEBHOOK_URL"), setting("EMBED_SECRET")
-    db.session.commit()
 
-    error = None
-    try:
-        response = requests.post(url, data=body, timeout=TIMEOUT, allow_redirects=False, headers={
-            "Content-Type": "application/json", SIGNATURE_HEADER: signature(body, secret),
-            "X-TVWidget-Event": kind, "X-TVWidget-Delivery": delivery, "User-Agent": "tvwidget-webhook"})
-        if not 200 <= response.status_code < 300:
-            error = f"HTTP {response.status_code}"
-        response.close()
-    except requests.RequestException as exc:
-        error = type(exc).__name__
+    def post() -> None:
+        try:
+            response = requests.post(url, data=body, timeout=TIMEOUT, allow_redirects=False, headers={
+                "Content-Type": "application/json", SIGNATURE_HEADER: signature(body, secret),
+                "X-TVWidget-Event": kind, "X-TVWidget-Delivery": delivery_id, "User-Agent": "tvwidget-webhook"})
+        except requests.RequestException as exc:
+            raise delivery.Failed(type(exc).__name__) from None
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise delivery.Failed(f"HTTP {response.status_code}")
 
-    finished = utcnow()
-    if error is None:
-        status, values = "delivered", {"delivered_at": finished, "last_error": None, "next_attempt_at": None}
-    elif finished - created_at >= GIVE_UP_AFTER:
-        status, values = "failed", {"last_error": error, "next_attempt_at": None}
-    else:
-        wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
-        status, values = "pending", {"last_error": error, "next_attempt_at": finished + wait}
-    recorded = db.session.execute(
-        sa.update(WebhookEvent)
-        .where(WebhookEvent.id == event_id, WebhookEvent.claimed_until == lease_until)
-        .values(status=status, attempts=attempts, claimed_until=None, **values)
-        .execution_options(synchronize_session=False))
-    if recorded.rowcount != 1:
-        log.warning("webhook event %s: outcome %s not recorded, the claim had lapsed", event_id, status)
-        db.session.rollback()
-        return status
-    if error is not None:
-        log.warning("webhook event %s (%s) not delivered: %s", event_id, kind, error)
-    db.session.commit()
-    return status
+    return delivery.Attempt(deliver=post)
 
 
-def send_due(limit: int | None = None) -> Counter:
-    """Deliver every due event (at most ``limit``); return how many ended in each status."""
-    outcome = Counter()
-    if not enabled():
-        return outcome
-    for event_id in due_ids(limit=limit):
-        outcome[send_one(event_id) or "taken by another sender"] += 1
-    return outcome
+QUEUE = delivery.Delivery(WebhookEvent, noun="webhook event", done="delivered", prepare=_prepare,
+                          backoff=BACKOFF, lease=lambda: LEASE, give_up_after=GIVE_UP_AFTER, enabled=enabled)
+
+
+def send_due(limit: int | None = None):
+    """Deliver every due event (at most ``limit``); return how many ended in each status (a Counter)."""
+    return QUEUE.send_due(limit=limit)
 
 
 def send_due_after(response):
     """Deliver due events once ``response`` has gone out, so the agent never waits for the host."""
-    if not enabled():
-        return response
-    return after_response(response, lambda: send_due(limit=10), "webhook delivery")
+    return QUEUE.send_due_after(response, 10, "webhook delivery")
 
 
-webhook_cli = AppGroup("webhook", help="The host webhook's event queue.")
-
-
-@webhook_cli.command("send")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Deliver at most this many events.")
-def send_command(limit):
-    """Deliver every due webhook event (safe to run from cron on several machines at once)."""
-    if not enabled():
-        click.echo("TVWIDGET_HOST_WEBHOOK_URL is not set: no webhook to deliver to.")
-        return
-    outcome = send_due(limit=limit)
-    pending = db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)
-                                .where(WebhookEvent.status == "pending"))
-    db.session.rollback()
-    click.echo(f"{outcome['delivered']} delivered, {outcome['pending']} to retry later, {outcome['failed']} "
-               f"given up, {outcome['taken by another sender']} taken by another sender; {pending} pending in all.")
+webhook_cli = QUEUE.cli(
+    "webhook", "The host webhook's event queue.",
+    "{done} delivered, {pending} to retry later, {failed} given up, {taken} taken by another sender; "
+    "{backlog} pending in all.", off="TVWIDGET_HOST_WEBHOOK_URL is not set: no webhook to deliver to.")

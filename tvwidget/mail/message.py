@@ -25,6 +25,7 @@ from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.i18n import render_page
 from tvwidget.mail import placeholders
+from tvwidget.storage import delivery
 from tvwidget.storage.models import EmailMessage, EmailTemplate, ServiceCase, utcnow
 
 log = logging.getLogger(__name__)
@@ -268,13 +269,8 @@ class Outgoing:
                    message.message_id)
 
 
-class DeliveryError(Exception):
+class DeliveryError(delivery.Failed):
     """SMTP did not take the message; ``permanent`` says whether trying again can help."""
-
-    def __init__(self, description: str, permanent: bool):
-        super().__init__(description)
-        self.description = description[:500]
-        self.permanent = permanent
 
 
 class _TimeoutConnection(Connection):

@@ -1,10 +1,12 @@
 """``flask --app wsgi tvwidget doctor`` (O3): check the installation and name what is wrong, one line per check.
 
-The same checks feed the read-only "Health" section of the admin area.  They
-read settings, the database, the SMTP server (connect, EHLO, log in, QUIT:
-nothing is sent) and TeamViewer (read-only calls: ping, account, one page of
-sessions, a connection report for a code that cannot exist); they change
-nothing and never show a secret: a key's length, a URL's host, never a value.
+The same checks feed the "Health" section of the admin area, whose page shows
+the local ones and asks TeamViewer only when the admin presses its button.
+They read settings, the database, the SMTP server (connect, EHLO, log in,
+QUIT: nothing is sent) and TeamViewer (read-only calls: ping, account, one
+page of sessions, a connection report for a code that cannot exist); they
+change nothing and never show a secret: a key's length, a URL's host, never a
+value.
 """
 import dataclasses
 import logging
@@ -38,10 +40,9 @@ NO_SUCH_CODE = "s000-000-000"  # a well-formed session code TeamViewer never han
 # The worker counts as running when a job finished this recently (or within three of its shortest intervals).
 WORKER_RECENT = timedelta(minutes=5)
 SECRET_SETTINGS = (("SECRET_KEY", 32), ("EMBED_SECRET", 32), ("HOST_API_KEY", 24))
-# Numbers of seconds (or counts) that must be positive; (name, default when unset).
-NUMBERS = (("TEAMVIEWER_CONNECT_TIMEOUT", None), ("TEAMVIEWER_READ_TIMEOUT", None), ("SMTP_TIMEOUT", None),
-           ("WIDGET_CREDENTIAL_MAX_AGE", None), ("LAUNCH_TOKEN_LEEWAY", None), ("STATUS_POLL_SECONDS", 15),
-           ("STATUS_CACHE_SECONDS", 15), ("STATUS_BACKOFF_SECONDS", 60))
+# Numbers of seconds (or counts) that must be positive.
+NUMBERS = ("TEAMVIEWER_CONNECT_TIMEOUT", "TEAMVIEWER_READ_TIMEOUT", "SMTP_TIMEOUT", "WIDGET_CREDENTIAL_MAX_AGE",
+           "LAUNCH_TOKEN_LEEWAY", "STATUS_POLL_SECONDS", "STATUS_CACHE_SECONDS", "STATUS_BACKOFF_SECONDS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +54,28 @@ class Check:
     message: str
 
 
-def run() -> list[Check]:
-    """Run every check (in an app context); a check that cannot run reports why instead of raising."""
+def run(teamviewer: bool = True) -> list[Check]:
+    """Run every check (in an app context); a check that cannot run reports why instead of raising.
+
+    ``teamviewer=False`` leaves out the checks that call TeamViewer (the token and its permissions).
+    """
     checks: list[Check] = []
     checks += settings_checks(settings())
     database = _safely(gettext("Database"), database_checks)
     checks += database
     checks += _safely(gettext("SMTP server"), smtp_check)
-    if database[0].ok:  # reachable (the token is stored there)
-        checks += _safely(gettext("TeamViewer token"), teamviewer_checks)
+    if teamviewer and database[0].ok:  # reachable (the token is stored there)
+        checks += ask_teamviewer()
     checks += frame_ancestors_checks(settings())
     if all(check.ok for check in database):  # the worker's table exists at the newest revision only
         checks += _safely(gettext("Worker"), worker_checks)
     db.session.rollback()
     return checks
+
+
+def ask_teamviewer() -> list[Check]:
+    """Run the checks that call TeamViewer: is the stored token valid, has it each permission (read-only calls)."""
+    return _safely(gettext("TeamViewer token"), teamviewer_checks)
 
 
 def _safely(label: str, make) -> list[Check]:
@@ -143,7 +152,7 @@ def settings_checks(cfg) -> list[Check]:
             checks.append(Check("TVWIDGET_MAIL_DEFAULT_SENDER", False, gettext(
                 "not an email address. Set the invitation's From address, e.g. support@example.com.")))
 
-    numbers = {key: cfg.get(key, default) for key, default in NUMBERS}
+    numbers = {key: cfg.get(key) for key in NUMBERS}
     retries = cfg.get("TEAMVIEWER_RETRIES")
     wrong = [f"TVWIDGET_{key}" for key, value in numbers.items() if not _positive(value)]
     if not (_positive(retries) or retries == 0):

@@ -40,7 +40,8 @@ from tvwidget.cases import lifecycle as cases
 from tvwidget.extensions import db
 from tvwidget.host import webhook
 from tvwidget.mail import outbox
-from tvwidget.storage.models import EmailMessage, WebhookEvent, WorkerJob, utcnow
+from tvwidget.storage import delivery
+from tvwidget.storage.models import WorkerJob, utcnow
 from tvwidget.storage.secrets import SecretUnreadable
 from tvwidget.teamviewer.client import TeamViewerError
 
@@ -84,26 +85,21 @@ def interval(job: Job) -> float:
 # --- the jobs -----------------------------------------------------------------------------------------------
 
 
-def _drain(ids: list[int], send, done: str, model, stopping: Stopping) -> dict:
-    """Send each queued item (claiming it first, as ``send`` does); count the outcomes and what is left."""
-    counts = {done: 0, "retry": 0, "failed": 0, "taken": 0}
-    names = {done: done, "pending": "retry", "failed": "failed", None: "taken"}
-    for item_id in ids:
-        if stopping():
-            break
-        counts[names[send(item_id)]] += 1
-    counts["backlog"] = _count(model, model.status == "pending")
-    return counts
+def _drain(queue: delivery.Delivery, stopping: Stopping) -> dict | None:
+    """Deliver each due item of ``queue`` (claiming it first); count the outcomes and what is left."""
+    if not queue.enabled():
+        return None
+    outcome = queue.send_due(stopping=stopping)
+    return {queue.done: outcome[queue.done], "retry": outcome["pending"], "failed": outcome["failed"],
+            "taken": outcome[delivery.TAKEN], "backlog": queue.backlog()}
 
 
 def _outbox(stopping: Stopping) -> dict:
-    return _drain(outbox.due_ids(), outbox.send_one, "sent", EmailMessage, stopping)
+    return _drain(outbox.OUTBOX, stopping)
 
 
 def _webhook(stopping: Stopping) -> dict | None:
-    if not webhook.enabled():
-        return None
-    return _drain(webhook.due_ids(), webhook.send_one, "delivered", WebhookEvent, stopping)
+    return _drain(webhook.QUEUE, stopping)
 
 
 def _expiry(stopping: Stopping) -> dict:
@@ -129,12 +125,6 @@ def _directory(stopping: Stopping) -> dict:
 
     # Due at most once per DIRECTORY_REFRESH_SECONDS across every process and play (directory's own claim).
     return directory.refresh_due()
-
-
-def _count(model, condition) -> int:
-    count = db.session.scalar(sa.select(sa.func.count()).select_from(model).where(condition))
-    db.session.rollback()
-    return count
 
 
 register("outbox", 15, _outbox)

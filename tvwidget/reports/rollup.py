@@ -32,6 +32,7 @@ must a SQLite batch migration that recreates the cases table, which drops
 the table's triggers with it.
 """
 import contextlib
+import itertools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -60,7 +61,7 @@ _ROW_CHANGES = ((CASES, "tvwidget_report_case_insert"), (CASES, "tvwidget_report
                 (CONNECTIONS, "tvwidget_report_connection_delete"), (CONNECTIONS, "tvwidget_report_connection_update"))
 _FUNCTIONS = ("tvwidget_report_lock", "tvwidget_report_apply", "tvwidget_report_truncate",
               "tvwidget_report_connections", "tvwidget_report_connections_truncate")
-# PostgreSQL advisory lock key ("tvwd") taken before any change to the cases: see _postgresql_statements.
+# PostgreSQL advisory lock key ("tvwd") taken before any change to the cases: see PostgresqlTriggers.
 _LOCK_KEY = 0x74767764
 _COUNTED_SQL = "('closed', 'expired')"
 
@@ -110,7 +111,7 @@ def connection_seconds_sql(dialect: str, start: str, end: str) -> str:
 
 def band_sql(seconds: str) -> str:
     """Return the SQL naming the band of ``seconds`` by its lower bound in minutes."""
-    steps = " ".join(f"WHEN {seconds} < {upper * 60} THEN '{lower}'" for lower, upper in zip(BANDS, BANDS[1:]))
+    steps = " ".join(f"WHEN {seconds} < {upper * 60} THEN '{lower}'" for lower, upper in itertools.pairwise(BANDS))
     return f"CASE {steps} ELSE '{BANDS[-1]}' END"
 
 
@@ -133,11 +134,13 @@ def _recount_sql(dialect: str, where: str = "true") -> str:
 
 @dataclass(frozen=True)
 class Design:
-    """What the roll-ups hold as of one schema revision, and the SQL that keeps them.
+    """What the roll-ups hold as of one schema revision; ``statements`` and ``aggregate_sql`` give its SQL.
 
     ``dimensions`` are ``(dimension, column of the cases, value a NULL
     counts as)``; with ``connected`` the roll-ups also sum the sessions'
     ``connected_seconds``, which triggers on the connections keep on the cases.
+    The SQL itself is built by ``GroupedSums`` (both dialects), ``SqliteTriggers``
+    and ``PostgresqlTriggers``.
     """
 
     dimensions: tuple[tuple[str, str, str], ...]
@@ -155,28 +158,71 @@ class Design:
         """Return the roll-ups' summed columns."""
         return ("sessions", "duration_seconds", "expired") + (("connected_seconds",) if self.connected else ())
 
-    def _columns(self, prefix: str) -> str:
+    def columns(self, prefix: str) -> str:
+        """Return the SELECT list of the ``watched`` columns of the cases named ``prefix``."""
         return ", ".join(f"{prefix}.{column} AS {column}" for column in self.watched)
 
-    def _cases_sql(self, dialect: str, source: str, bucket: str) -> str:
+    def cases(self, where: str | None = None) -> str:
+        """Return a source of cases to add (``sign`` 1): those matching ``where``, or all."""
+        return f"SELECT 1 AS sign, {self.columns(CASES)} FROM {CASES}" + (f" WHERE {where}" if where else "")
+
+    def added(self, prefix: str = "") -> str:
+        """Return the SET list of an upsert adding ``excluded``'s measures to the row (``prefix``: its table.)."""
+        return ", ".join(f"{measure} = {prefix}{measure} + excluded.{measure}" for measure in self.measures)
+
+    def statements(self, dialect: str, table: str) -> list[str]:
+        """Return the statements (re)creating the triggers this design puts on ``table``."""
+        if dialect == "postgresql":
+            return PostgresqlTriggers(self).statements(table)
+        if dialect == "sqlite":
+            return SqliteTriggers(self).statements(table)
+        raise NotImplementedError(f"the report roll-ups have no triggers for {dialect}")
+
+    def aggregate_sql(self, dialect: str, where: str) -> str:
+        """Return a SELECT summing the cases matching ``where`` as the roll-ups do, per dimension and value.
+
+        Yields ``dimension``, ``value``, ``name`` and the ``measures``.
+        """
+        return GroupedSums(self, dialect).aggregate(self.cases(where))
+
+    def sum_in(self, connection, source: str) -> None:
+        """Add the cases of ``source`` (see ``cases``) to every roll-up, in ``connection``'s transaction."""
+        sums = GroupedSums(self, connection.dialect.name)
+        for rollup in ROLLUPS:
+            connection.exec_driver_sql(sums.upsert(rollup, source))
+
+
+@dataclass(frozen=True)
+class GroupedSums:
+    """The set-based SQL of a design in one dialect: many cases summed per roll-up key with GROUP BY.
+
+    For PostgreSQL's statement triggers, ``rebuild``, ``bulk_load`` and the
+    report's own query over the cases (``aggregate``).
+    """
+
+    design: Design
+    dialect: str
+
+    def counted(self, source: str, bucket: str) -> str:
         """Return a SELECT of the counted cases of ``source`` with what the roll-ups need, computed once each.
 
         ``source`` yields ``sign`` (1 to add, -1 to take away) and the
         ``watched`` columns.
         """
-        seconds = seconds_sql(dialect, "s.opened_at", "s.closed_at")
+        design = self.design
+        seconds = seconds_sql(self.dialect, "s.opened_at", "s.closed_at")
         connected = ", CASE WHEN s.state = 'closed' THEN s.connected_seconds ELSE 0 END AS connected" \
-            if self.connected else ""
+            if design.connected else ""
         return (
             f"SELECT j.*, CASE WHEN j.closed = 1 THEN {band_sql('j.seconds')} ELSE '' END AS band FROM ("
-            f"SELECT s.sign, {_bucket_sql(dialect, bucket, 's.opened_at')} AS bucket, s.opened_by_id, "
+            f"SELECT s.sign, {_bucket_sql(self.dialect, bucket, 's.opened_at')} AS bucket, s.opened_by_id, "
             "s.opened_by_name, " + ", ".join(f"coalesce(s.{column}, '{default}') AS {column}"
-                                             for _, column, default in self.dimensions)
+                                             for _, column, default in design.dimensions)
             + ", CASE WHEN s.state = 'closed' THEN 1 ELSE 0 END AS closed, "
             f"CASE WHEN s.state = 'closed' THEN {seconds} ELSE 0 END AS seconds{connected} "
             f"FROM ({source}) AS s WHERE s.state IN {_COUNTED_SQL}) AS j")
 
-    def _sums(self, rollup: Rollup, cases: str = "c") -> str:
+    def sums(self, rollup: Rollup, cases: str = "c") -> str:
         """Return a SELECT of ``cases`` summed per key of ``rollup``: one GROUP BY per dimension.
 
         Yields ``[technician_id,] <bucket>, dimension, value, [name,]`` and
@@ -184,11 +230,11 @@ class Design:
         """
         figures = ("sum(sign * closed) AS sessions, sum(sign * seconds) AS duration_seconds, "
                    "sum(sign * (1 - closed)) AS expired")
-        if self.connected:
+        if self.design.connected:
             figures += ", sum(sign * connected) AS connected_seconds"
         per = "opened_by_id, " if rollup.per_technician else ""
         head = "opened_by_id AS technician_id, " if rollup.per_technician else ""
-        values = [(dimension, column) for dimension, column, _ in self.dimensions] + [("band", "band")]
+        values = [(dimension, column) for dimension, column, _ in self.design.dimensions] + [("band", "band")]
         parts = [] if rollup.per_technician else [
             f"SELECT bucket AS {rollup.bucket}, 'technician' AS dimension, opened_by_id AS value, "
             f"max(CASE WHEN sign > 0 THEN opened_by_name END) AS name, {figures} FROM {cases} "
@@ -198,111 +244,141 @@ class Design:
                   f"{figures} FROM {cases} GROUP BY {per}bucket, {column}" for dimension, column in values]
         return " UNION ALL ".join(parts)
 
-    def _added(self, prefix: str = "") -> str:
-        """Return the SET list of an upsert adding ``excluded``'s measures to the row (``prefix``: its table.)."""
-        return ", ".join(f"{measure} = {prefix}{measure} + excluded.{measure}" for measure in self.measures)
-
-    def _upsert(self, dialect: str, rollup: Rollup, source: str) -> str:
-        """Return one statement adding the cases of ``source`` (see ``_cases_sql``) to ``rollup``."""
+    def upsert(self, rollup: Rollup, source: str) -> str:
+        """Return one statement adding the cases of ``source`` (see ``counted``) to ``rollup``."""
         table, keys = rollup.table, rollup.keys
         name_column = "" if rollup.per_technician else "name, "
         name_update = "" if rollup.per_technician else f", name = coalesce(excluded.name, {table}.name)"
         return (
-            f"WITH c AS MATERIALIZED ({self._cases_sql(dialect, source, rollup.bucket)}) "
-            f"INSERT INTO {table} ({keys}, {name_column}{', '.join(self.measures)}) "
-            f"SELECT * FROM ({self._sums(rollup)}) AS sums WHERE true "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {self._added(f'{table}.')}{name_update}")
+            f"WITH c AS MATERIALIZED ({self.counted(source, rollup.bucket)}) "
+            f"INSERT INTO {table} ({keys}, {name_column}{', '.join(self.design.measures)}) "
+            f"SELECT * FROM ({self.sums(rollup)}) AS sums WHERE true "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {self.design.added(f'{table}.')}{name_update}")
 
-    def _sum_in(self, connection, source: str) -> None:
-        """Add the cases of ``source`` to every roll-up, in ``connection``'s transaction."""
-        for rollup in ROLLUPS:
-            connection.exec_driver_sql(self._upsert(connection.dialect.name, rollup, source))
-
-    def aggregate_sql(self, dialect: str, where: str) -> str:
-        """Return a SELECT summing the cases matching ``where`` as the roll-ups do, per dimension and value.
-
-        Yields ``dimension``, ``value``, ``name`` and the ``measures``.
-        """
-        source = f"SELECT 1 AS sign, {self._columns(CASES)} FROM {CASES} WHERE {where}"
-        sums = ", ".join(f"sum({measure}) AS {measure}" for measure in self.measures)
-        return (f"WITH c AS MATERIALIZED ({self._cases_sql(dialect, source, 'day')}) "
+    def aggregate(self, source: str) -> str:
+        """Return a SELECT summing the cases of ``source`` per dimension and value (as the daily roll-up would)."""
+        sums = ", ".join(f"sum({measure}) AS {measure}" for measure in self.design.measures)
+        return (f"WITH c AS MATERIALIZED ({self.counted(source, 'day')}) "
                 f"SELECT dimension, value, max(name) AS name, {sums} "
-                f"FROM ({self._sums(DAYS)}) AS sums GROUP BY dimension, value")
+                f"FROM ({self.sums(DAYS)}) AS sums GROUP BY dimension, value")
 
-    def _sqlite_upserts(self, sign: int, row: str) -> str:
-        """Return the statements of a SQLite row trigger adding (``sign`` 1) or taking away (-1) ``row``.
+
+@dataclass(frozen=True)
+class SqliteTriggers:
+    """A design's SQLite row triggers: each changed case adds to (or takes from) every roll-up directly."""
+
+    design: Design
+
+    def statements(self, table: str) -> list[str]:
+        """Return the statements (re)creating the triggers on ``table``."""
+        drops = [f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS[table]]
+        if table == CONNECTIONS:
+            return drops + (self.connection_triggers() if self.design.connected else [])
+        watched = ", ".join(self.design.watched)
+        return drops + [
+            f"CREATE TRIGGER tvwidget_report_case_insert AFTER INSERT ON {CASES} "
+            f"WHEN NEW.state IN {_COUNTED_SQL} BEGIN {self.upserts(1, 'NEW')} END",
+            f"CREATE TRIGGER tvwidget_report_case_delete AFTER DELETE ON {CASES} "
+            f"WHEN OLD.state IN {_COUNTED_SQL} BEGIN {self.upserts(-1, 'OLD')} END",
+            f"CREATE TRIGGER tvwidget_report_case_update_old AFTER UPDATE OF {watched} ON {CASES} "
+            f"WHEN OLD.state IN {_COUNTED_SQL} BEGIN {self.upserts(-1, 'OLD')} END",
+            f"CREATE TRIGGER tvwidget_report_case_update_new AFTER UPDATE OF {watched} ON {CASES} "
+            f"WHEN NEW.state IN {_COUNTED_SQL} BEGIN {self.upserts(1, 'NEW')} END",
+        ]
+
+    def upserts(self, sign: int, row: str) -> str:
+        """Return the statements of a row trigger adding (``sign`` 1) or taking away (-1) ``row``.
 
         One multi-row VALUES per roll-up: far cheaper per case than the grouped
-        form of ``_upsert``, with the very same expressions.
+        form of ``GroupedSums.upsert``, with the very same expressions.
         """
+        return " ".join(self.upsert(rollup, sign, row) for rollup in ROLLUPS)
+
+    def upsert(self, rollup: Rollup, sign: int, row: str) -> str:
+        """Return the one statement adding (or taking away) ``row`` in ``rollup``: a row per dimension."""
+        design = self.design
         closed = f"({row}.state = 'closed')"
         duration = seconds_sql("sqlite", f"{row}.opened_at", f"{row}.closed_at")
         seconds = f"(CASE WHEN {closed} THEN {duration} ELSE 0 END)"
         band = f"(CASE WHEN {closed} THEN {band_sql(seconds)} ELSE '' END)"
         values = [(f"'{dimension}'", f"coalesce({row}.{column}, '{default}')")
-                  for dimension, column, default in self.dimensions]
+                  for dimension, column, default in design.dimensions]
         values.append(("'band'", band))
         figures = f"{sign} * {closed}, {sign} * {seconds}, {sign} * ({row}.state = 'expired')"
-        if self.connected:
+        if design.connected:
             figures += f", {sign} * (CASE WHEN {closed} THEN {row}.connected_seconds ELSE 0 END)"
-        name = f"{row}.opened_by_name" if sign > 0 else "NULL"
-        measures = ", ".join(self.measures)
-        statements = []
-        for rollup in ROLLUPS:
-            bucket = _bucket_sql("sqlite", rollup.bucket, f"{row}.opened_at")
-            table, keys = rollup.table, rollup.keys
-            if rollup.per_technician:
-                tuples = [f"({row}.opened_by_id, {bucket}, {dimension}, {value}, {figures})"
-                          for dimension, value in values]
-                columns, name_update = keys, ""
-            else:
-                tuples = [f"({bucket}, 'technician', {row}.opened_by_id, {name}, {figures})"] + [
-                    f"({bucket}, {dimension}, {value}, NULL, {figures})" for dimension, value in values]
-                columns, name_update = f"{keys}, name", ", name = coalesce(excluded.name, name)"
-            statements.append(
-                f"INSERT INTO {table} ({columns}, {measures}) VALUES {', '.join(tuples)} "
-                f"ON CONFLICT ({keys}) DO UPDATE SET {self._added()}{name_update};")
-        return " ".join(statements)
+        bucket = _bucket_sql("sqlite", rollup.bucket, f"{row}.opened_at")
+        table, keys = rollup.table, rollup.keys
+        if rollup.per_technician:
+            tuples = [f"({row}.opened_by_id, {bucket}, {dimension}, {value}, {figures})"
+                      for dimension, value in values]
+            columns, name_update = keys, ""
+        else:
+            name = f"{row}.opened_by_name" if sign > 0 else "NULL"
+            tuples = [f"({bucket}, 'technician', {row}.opened_by_id, {name}, {figures})"] + [
+                f"({bucket}, {dimension}, {value}, NULL, {figures})" for dimension, value in values]
+            columns, name_update = f"{keys}, name", ", name = coalesce(excluded.name, name)"
+        return (f"INSERT INTO {table} ({columns}, {', '.join(design.measures)}) VALUES {', '.join(tuples)} "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {design.added()}{name_update};")
 
-    def _sqlite_statements(self, table: str) -> list[str]:
-        drops = [f"DROP TRIGGER IF EXISTS {name}" for name in _TRIGGERS[table]]
-        if table == CONNECTIONS:
-            return drops + (_sqlite_connection_triggers() if self.connected else [])
-        watched = ", ".join(self.watched)
-        return drops + [
-            f"CREATE TRIGGER tvwidget_report_case_insert AFTER INSERT ON {CASES} "
-            f"WHEN NEW.state IN {_COUNTED_SQL} BEGIN {self._sqlite_upserts(1, 'NEW')} END",
-            f"CREATE TRIGGER tvwidget_report_case_delete AFTER DELETE ON {CASES} "
-            f"WHEN OLD.state IN {_COUNTED_SQL} BEGIN {self._sqlite_upserts(-1, 'OLD')} END",
-            f"CREATE TRIGGER tvwidget_report_case_update_old AFTER UPDATE OF {watched} ON {CASES} "
-            f"WHEN OLD.state IN {_COUNTED_SQL} BEGIN {self._sqlite_upserts(-1, 'OLD')} END",
-            f"CREATE TRIGGER tvwidget_report_case_update_new AFTER UPDATE OF {watched} ON {CASES} "
-            f"WHEN NEW.state IN {_COUNTED_SQL} BEGIN {self._sqlite_upserts(1, 'NEW')} END",
+    @staticmethod
+    def connection_triggers() -> list[str]:
+        """Return the row triggers moving a case's ``connected_seconds`` with its connections."""
+        def seconds(row: str) -> str:
+            return f"({connection_seconds_sql('sqlite', f'{row}.start_at', f'{row}.end_at')})"
+
+        return [
+            f"CREATE TRIGGER tvwidget_report_connection_insert AFTER INSERT ON {CONNECTIONS} "
+            f"WHEN {seconds('NEW')} <> 0 BEGIN UPDATE {CASES} SET connected_seconds = connected_seconds + "
+            f"{seconds('NEW')} WHERE id = NEW.case_id; END",
+            f"CREATE TRIGGER tvwidget_report_connection_delete AFTER DELETE ON {CONNECTIONS} "
+            f"WHEN {seconds('OLD')} <> 0 BEGIN UPDATE {CASES} SET connected_seconds = connected_seconds - "
+            f"{seconds('OLD')} WHERE id = OLD.case_id; END",
+            # One UPDATE, even when the connection moves to another case: each UPDATE of a case runs its triggers.
+            f"CREATE TRIGGER tvwidget_report_connection_update AFTER UPDATE OF case_id, start_at, end_at "
+            f"ON {CONNECTIONS} WHEN OLD.case_id IS NOT NEW.case_id OR {seconds('OLD')} <> {seconds('NEW')} BEGIN "
+            f"UPDATE {CASES} SET connected_seconds = connected_seconds "
+            f"+ CASE WHEN id = NEW.case_id THEN {seconds('NEW')} ELSE 0 END "
+            f"- CASE WHEN id = OLD.case_id THEN {seconds('OLD')} ELSE 0 END "
+            "WHERE id IN (OLD.case_id, NEW.case_id); END",
         ]
 
-    def _postgresql_statements(self, table: str) -> list[str]:
-        """Return the statement triggers of ``table``, and the lock that keeps them from deadlocking.
 
-        Each change to the cases adds to roll-up rows that many cases share.  A
-        transaction that changed one case (locking its row, then roll-up rows)
-        and next waits for another case's row could deadlock with one doing the
-        same the other way round (the cron expiring many cases while an agent
-        stops one of them).  So every statement changing the cases first takes
-        one transaction-wide advisory lock, before any row: case writers queue up
-        as on SQLite, each for the few milliseconds of its transaction (the
-        TeamViewer calls happen outside them).  A change to the connections
-        changes the cases, so it queues up the same way.
-        """
+@dataclass(frozen=True)
+class PostgresqlTriggers:
+    """A design's PostgreSQL statement triggers over transition tables, and the lock that keeps them from deadlocking.
+
+    Each change to the cases adds to roll-up rows that many cases share.  A
+    transaction that changed one case (locking its row, then roll-up rows)
+    and next waits for another case's row could deadlock with one doing the
+    same the other way round (the cron expiring many cases while an agent
+    stops one of them).  So every statement changing the cases first takes
+    one transaction-wide advisory lock, before any row: case writers queue up
+    as on SQLite, each for the few milliseconds of its transaction (the
+    TeamViewer calls happen outside them).  A change to the connections
+    changes the cases, so it queues up the same way.
+    """
+
+    design: Design
+
+    def statements(self, table: str) -> list[str]:
+        """Return the statements (re)creating the trigger functions and the triggers on ``table``."""
         drops = [f"DROP TRIGGER IF EXISTS {name} ON {table}" for name in _TRIGGERS[table]]
         if table == CONNECTIONS:
-            return (_postgresql_connection_functions() + drops + _postgresql_connection_triggers()
-                    if self.connected else drops)
-        new = f"SELECT 1 AS sign, {self._columns('n')} FROM new_rows AS n"
-        old = f"SELECT -1 AS sign, {self._columns('o')} FROM old_rows AS o"
+            return (self.connection_functions() + drops + self.connection_triggers()
+                    if self.design.connected else drops)
+        return self.case_functions() + drops + self.case_triggers()
+
+    def case_functions(self) -> list[str]:
+        """Return the functions the cases' triggers run: the lock, the roll-ups' update, TRUNCATE's."""
+        columns = self.design.columns
+        new = f"SELECT 1 AS sign, {columns('n')} FROM new_rows AS n"
+        old = f"SELECT -1 AS sign, {columns('o')} FROM old_rows AS o"
+        sums = GroupedSums(self.design, "postgresql")
         tables = ", ".join(rollup.table for rollup in ROLLUPS)
 
         def everywhere(source: str) -> str:
-            return " ".join(f"{self._upsert('postgresql', rollup, source)};" for rollup in ROLLUPS)
+            return " ".join(f"{sums.upsert(rollup, source)};" for rollup in ROLLUPS)
 
         return [
             "CREATE OR REPLACE FUNCTION tvwidget_report_lock() RETURNS trigger LANGUAGE plpgsql AS $$\n"
@@ -317,7 +393,11 @@ class Design:
             "END $$",
             "CREATE OR REPLACE FUNCTION tvwidget_report_truncate() RETURNS trigger LANGUAGE plpgsql AS $$\n"
             f"BEGIN TRUNCATE {tables}; RETURN NULL; END $$",
-        ] + drops + [
+        ]
+
+    @staticmethod
+    def case_triggers() -> list[str]:
+        return [
             f"CREATE TRIGGER tvwidget_report_case_lock BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {CASES} "
             "FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_lock()",
             f"CREATE TRIGGER tvwidget_report_case_insert AFTER INSERT ON {CASES} "
@@ -333,74 +413,46 @@ class Design:
             "FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_truncate()",
         ]
 
-    def statements(self, dialect: str, table: str) -> list[str]:
-        """Return the statements (re)creating the triggers this design puts on ``table``."""
-        if dialect == "postgresql":
-            return self._postgresql_statements(table)
-        if dialect == "sqlite":
-            return self._sqlite_statements(table)
-        raise NotImplementedError(f"the report roll-ups have no triggers for {dialect}")
+    @staticmethod
+    def connection_functions() -> list[str]:
+        """Return the functions moving each case's ``connected_seconds`` with its connections."""
+        def moved(parts: list[str]) -> str:
+            """Return an UPDATE adding each case's share of ``parts`` (``case_id``, ``seconds``) to the case."""
+            return (f"UPDATE {CASES} AS s SET connected_seconds = s.connected_seconds + d.seconds "
+                    f"FROM (SELECT case_id, sum(seconds) AS seconds FROM ({' UNION ALL '.join(parts)}) AS c "
+                    "GROUP BY case_id) AS d WHERE s.id = d.case_id AND d.seconds <> 0;")
 
+        seconds = connection_seconds_sql
+        new = f"SELECT n.case_id, {seconds('postgresql', 'n.start_at', 'n.end_at')} AS seconds FROM new_rows AS n"
+        old = f"SELECT o.case_id, -{seconds('postgresql', 'o.start_at', 'o.end_at')} AS seconds FROM old_rows AS o"
+        return [
+            "CREATE OR REPLACE FUNCTION tvwidget_report_connections() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            "BEGIN\n"
+            f"  IF TG_OP = 'INSERT' THEN {moved([new])}\n"
+            f"  ELSIF TG_OP = 'DELETE' THEN {moved([old])}\n"
+            f"  ELSE {moved([old, new])}\n"
+            "  END IF;\n"
+            "  RETURN NULL;\n"
+            "END $$",
+            "CREATE OR REPLACE FUNCTION tvwidget_report_connections_truncate() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$\n"
+            f"BEGIN UPDATE {CASES} SET connected_seconds = 0 WHERE connected_seconds <> 0; RETURN NULL; END $$",
+        ]
 
-def _sqlite_connection_triggers() -> list[str]:
-    """Return the row triggers moving a case's ``connected_seconds`` with its connections."""
-    def seconds(row: str) -> str:
-        return f"({connection_seconds_sql('sqlite', f'{row}.start_at', f'{row}.end_at')})"
-
-    return [
-        f"CREATE TRIGGER tvwidget_report_connection_insert AFTER INSERT ON {CONNECTIONS} "
-        f"WHEN {seconds('NEW')} <> 0 BEGIN UPDATE {CASES} SET connected_seconds = connected_seconds + "
-        f"{seconds('NEW')} WHERE id = NEW.case_id; END",
-        f"CREATE TRIGGER tvwidget_report_connection_delete AFTER DELETE ON {CONNECTIONS} "
-        f"WHEN {seconds('OLD')} <> 0 BEGIN UPDATE {CASES} SET connected_seconds = connected_seconds - "
-        f"{seconds('OLD')} WHERE id = OLD.case_id; END",
-        # One UPDATE, even when the connection moves to another case: each UPDATE of a case runs its triggers.
-        f"CREATE TRIGGER tvwidget_report_connection_update AFTER UPDATE OF case_id, start_at, end_at "
-        f"ON {CONNECTIONS} WHEN OLD.case_id IS NOT NEW.case_id OR {seconds('OLD')} <> {seconds('NEW')} BEGIN "
-        f"UPDATE {CASES} SET connected_seconds = connected_seconds "
-        f"+ CASE WHEN id = NEW.case_id THEN {seconds('NEW')} ELSE 0 END "
-        f"- CASE WHEN id = OLD.case_id THEN {seconds('OLD')} ELSE 0 END "
-        "WHERE id IN (OLD.case_id, NEW.case_id); END",
-    ]
-
-
-def _postgresql_connection_functions() -> list[str]:
-    def moved(parts: list[str]) -> str:
-        """Return an UPDATE adding each case's share of ``parts`` (``case_id``, ``seconds``) to the case."""
-        return (f"UPDATE {CASES} AS s SET connected_seconds = s.connected_seconds + d.seconds "
-                f"FROM (SELECT case_id, sum(seconds) AS seconds FROM ({' UNION ALL '.join(parts)}) AS c "
-                "GROUP BY case_id) AS d WHERE s.id = d.case_id AND d.seconds <> 0;")
-
-    seconds = connection_seconds_sql
-    new = f"SELECT n.case_id, {seconds('postgresql', 'n.start_at', 'n.end_at')} AS seconds FROM new_rows AS n"
-    old = f"SELECT o.case_id, -{seconds('postgresql', 'o.start_at', 'o.end_at')} AS seconds FROM old_rows AS o"
-    return [
-        "CREATE OR REPLACE FUNCTION tvwidget_report_connections() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        "BEGIN\n"
-        f"  IF TG_OP = 'INSERT' THEN {moved([new])}\n"
-        f"  ELSIF TG_OP = 'DELETE' THEN {moved([old])}\n"
-        f"  ELSE {moved([old, new])}\n"
-        "  END IF;\n"
-        "  RETURN NULL;\n"
-        "END $$",
-        "CREATE OR REPLACE FUNCTION tvwidget_report_connections_truncate() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        f"BEGIN UPDATE {CASES} SET connected_seconds = 0 WHERE connected_seconds <> 0; RETURN NULL; END $$",
-    ]
-
-
-def _postgresql_connection_triggers() -> list[str]:
-    return [
-        f"CREATE TRIGGER tvwidget_report_connection_insert AFTER INSERT ON {CONNECTIONS} "
-        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_connections()",
-        f"CREATE TRIGGER tvwidget_report_connection_delete AFTER DELETE ON {CONNECTIONS} "
-        "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_connections()",
-        # Most updates (the sync refreshing a report) move nothing: the function's "<> 0" skips the cases then.
-        f"CREATE TRIGGER tvwidget_report_connection_update AFTER UPDATE ON {CONNECTIONS} "
-        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-        "EXECUTE FUNCTION tvwidget_report_connections()",
-        f"CREATE TRIGGER tvwidget_report_connection_truncate AFTER TRUNCATE ON {CONNECTIONS} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_connections_truncate()",
-    ]
+    @staticmethod
+    def connection_triggers() -> list[str]:
+        return [
+            f"CREATE TRIGGER tvwidget_report_connection_insert AFTER INSERT ON {CONNECTIONS} "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_connections()",
+            f"CREATE TRIGGER tvwidget_report_connection_delete AFTER DELETE ON {CONNECTIONS} "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_connections()",
+            # Most updates (the sync refreshing a report) move nothing: the function's "<> 0" skips the cases then.
+            f"CREATE TRIGGER tvwidget_report_connection_update AFTER UPDATE ON {CONNECTIONS} "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION tvwidget_report_connections()",
+            f"CREATE TRIGGER tvwidget_report_connection_truncate AFTER TRUNCATE ON {CONNECTIONS} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION tvwidget_report_connections_truncate()",
+        ]
 
 
 # As of revision 6bd39e089668: ticket attributes and bands.
@@ -441,7 +493,7 @@ def bulk_load(connection):
     before = int(connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {CASES}").scalar())
     yield
     connection.exec_driver_sql(_recount_sql(dialect, f"s.id > {before}"))
-    CURRENT._sum_in(connection, f"SELECT 1 AS sign, {CURRENT._columns(CASES)} FROM {CASES} WHERE id > {before}")
+    CURRENT.sum_in(connection, CURRENT.cases(f"id > {before}"))
     if dialect == "sqlite":
         install(connection)
     else:
@@ -465,7 +517,7 @@ def rebuild(connection, design: Design = CURRENT) -> None:
         connection.exec_driver_sql(_recount_sql(connection.dialect.name))
     for rollup in ROLLUPS:
         connection.exec_driver_sql(f"DELETE FROM {rollup.table}")
-    design._sum_in(connection, f"SELECT 1 AS sign, {design._columns(CASES)} FROM {CASES}")
+    design.sum_in(connection, design.cases())
 
 
 def create_triggers(table, connection, **kw) -> None:

@@ -67,7 +67,7 @@ def status_context(case, tracking, now) -> dict:
     """Return what ``_status.html`` shows, from the shared cache only (never a TeamViewer call)."""
     status = live.status_of(case, tracking, now)
     return {"case": case, "live": status, "time_left": time_left(status.seconds_left),
-            "poll_seconds": setting("STATUS_POLL_SECONDS", 15)}
+            "poll_seconds": setting("STATUS_POLL_SECONDS")}
 
 
 def email_status_of(email) -> str:
