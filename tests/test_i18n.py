@@ -213,9 +213,11 @@ def test_launch_error_page_follows_the_browser_language(client):
 
 
 def test_japanese_stop_comment_names_the_service_case_and_duration(connected_app, launch, client):
-    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+    with freeze_time("2026-11-24 00:59:50", tick=True) as frozen:
         widget = launch(locale="ja")
-        frozen.move_to("2026-11-24 01:00:00")  # the clock ticks: start from the second the test names
+        # The clock ticks: start from the second the test names.  Forward only: a credential
+        # issued "in the future" is refused (itsdangerous), as a clock going back would be.
+        frozen.move_to("2026-11-24 01:00:00")
         widget.play()
         code = widget.field("session-code")
         frozen.move_to("2026-11-24 01:12:34")

@@ -115,9 +115,11 @@ def test_same_click_twice_is_one_case(connected_app, launch):
 
 
 def test_stop_closes_case_and_comments_start_end_duration(connected_app, launch, client):
-    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+    with freeze_time("2026-11-24 00:59:50", tick=True) as frozen:
         widget = launch()
-        frozen.move_to("2026-11-24 01:00:00")  # the clock ticks: start from the second the test names
+        # The clock ticks: start from the second the test names.  Forward only: a credential
+        # issued "in the future" is refused (itsdangerous), as a clock going back would be.
+        frozen.move_to("2026-11-24 01:00:00")
         widget.play()
         code = widget.field("session-code")
         frozen.move_to("2026-11-24 01:12:34")
@@ -171,7 +173,7 @@ def test_close_guard_refuses_while_case_is_open_and_releases_after_stop(connecte
 
 
 def test_expired_case_enables_play_releases_guard_and_is_recorded(connected_app, launch, client):
-    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+    with freeze_time("2026-11-24 00:59:50", tick=True) as frozen:
         widget = launch()
         widget.play()
         code = widget.field("session-code")
@@ -186,7 +188,7 @@ def test_expired_case_enables_play_releases_guard_and_is_recorded(connected_app,
 
 
 def test_play_after_expiry_opens_a_new_case(connected_app, launch):
-    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+    with freeze_time("2026-11-24 00:59:50", tick=True) as frozen:
         widget = launch()
         widget.play()
         old = widget.field("session-code")
@@ -206,7 +208,7 @@ def test_japanese_widget_uses_seed_terms(connected_app, launch):
 
 def test_status_poll_renews_a_half_spent_credential(connected_app, launch):
     """An agent may watch an open case for hours: past half its life the poll brings a fresh credential."""
-    with freeze_time("2026-11-24 01:00:00", tick=True) as frozen:
+    with freeze_time("2026-11-24 00:59:50", tick=True) as frozen:
         widget = launch()
         widget.play()
         code, first = widget.field("session-code"), widget.credential
