@@ -32,7 +32,8 @@ from tvwidget.teamviewer.client import TeamViewerError, TeamViewerNotFound
 log = logging.getLogger(__name__)
 
 DEFAULT_VALIDITY = timedelta(hours=24)
-OUTCOMES = ("resolved", "unresolved", "unknown")
+# The outcomes an agent chooses from when stopping a case.
+STOP_OUTCOMES = ("resolved", "unresolved", "unknown")
 OUTCOME_LABELS = {"resolved": _l("Resolved"), "unresolved": _l("Unresolved"), "unknown": _l("Unknown")}
 NOTE_MAX = 1000
 NOT_CONNECTED = _l("TeamViewer is not connected. An administrator must connect it in the tvwidget admin area.")
@@ -394,7 +395,7 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
 
 def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: str = "unknown") -> ServiceCase:
     """Close the ticket's case at TeamViewer and comment start, end, duration, outcome and note (F7, G3)."""
-    if outcome not in OUTCOMES:
+    if outcome not in STOP_OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     note = clean_note(note)
     if note is not None and len(note) > NOTE_MAX:

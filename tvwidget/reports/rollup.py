@@ -25,7 +25,7 @@ compute durations and bands with the very same expressions, or the two would
 disagree by a rounding; the tests compare them.
 
 What the roll-ups hold changes with the schema, so each migration installs
-and rebuilds the ``Design`` of its own revision (``FIRST``, ``OUTCOMES``),
+and rebuilds the ``Design`` of its own revision (``FIRST``, ``WITH_OUTCOMES``),
 never ``CURRENT``: an old database then upgrades step by step.  A migration
 that changes these triggers calls ``install`` again (it replaces them); so
 must a SQLite batch migration that recreates the cases table, which drops
@@ -406,8 +406,8 @@ def _postgresql_connection_triggers() -> list[str]:
 # As of revision 6bd39e089668: ticket attributes and bands.
 FIRST = Design(tuple((dimension, column, "") for dimension, column in ATTRIBUTES), connected=False)
 # As of revision 5e0c2a7d41b9: the outcome of the stop (G3) and the connected time (G2).
-OUTCOMES = Design(FIRST.dimensions + (("outcome", "outcome", UNKNOWN_OUTCOME),), connected=True)
-CURRENT = OUTCOMES
+WITH_OUTCOMES = Design(FIRST.dimensions + (("outcome", "outcome", UNKNOWN_OUTCOME),), connected=True)
+CURRENT = WITH_OUTCOMES
 
 
 def aggregate_sql(dialect: str, where: str) -> str:

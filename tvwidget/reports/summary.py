@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from tvwidget.cases.lifecycle import OUTCOMES
+from tvwidget.cases.lifecycle import STOP_OUTCOMES
 from tvwidget.extensions import db
 from tvwidget.reports import rollup
 from tvwidget.storage.models import (
@@ -290,7 +290,7 @@ def build(filters: Filters, use_rollup: bool = True) -> Report:
         filters=filters, total=total, technicians=_sorted(people),
         breakdowns={dimension: _sorted(lines(dimension)) for dimension in ATTRIBUTES},
         # Every outcome, in their order; a value written by some other tool after them.
-        outcomes=[outcomes.pop(value, None) or Row(value) for value in OUTCOMES] + _sorted(outcomes.values()),
+        outcomes=[outcomes.pop(value, None) or Row(value) for value in STOP_OUTCOMES] + _sorted(outcomes.values()),
         bands=[bands.get(str(lower)) or Row(str(lower)) for lower in BANDS],
         worked_by=worked_by(filters),
     )

@@ -260,7 +260,7 @@ def stop():
     agent, ticket_id = _authorised()
     form = {"note": request.form.get("note", ""), "outcome": request.form.get("outcome") or "unknown"}
     note = cases.clean_note(form["note"])
-    if form["outcome"] not in cases.OUTCOMES:
+    if form["outcome"] not in cases.STOP_OUTCOMES:
         return _render(widget_context(agent, ticket_id, confirm_stop=True, form=form,
                                       form_error=_l("Choose resolved, unresolved or unknown.")), 422)
     if note is not None and len(note) > cases.NOTE_MAX:
