@@ -11,13 +11,12 @@ import logging
 import time
 import unicodedata
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from babel.dates import format_datetime as babel_format_datetime
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
+from tvwidget import timefmt
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.host import webhook
@@ -101,16 +100,6 @@ def clean_note(text: str | None) -> str | None:
     return text.strip() or None
 
 
-def _format_time(value: datetime, locale: str, tz: str) -> str:
-    return babel_format_datetime(value, "medium", tzinfo=ZoneInfo(tz), locale=locale) + f" ({tz})"
-
-
-def format_duration(seconds: float) -> str:
-    """Return ``seconds`` as H:MM:SS."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz: str,
                   replaced: bool = False) -> str:
     # Whole seconds, so the duration always agrees with the start and end it is shown beside.
@@ -126,9 +115,9 @@ def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz
         if replaced:
             lines.append(gettext("Replaced by a new service case because the customer never joined."))
         lines += [
-            gettext("Start: %(time)s", time=_format_time(case.opened_at, locale, tz)),
-            gettext("End: %(time)s", time=_format_time(end, locale, tz)),
-            gettext("Duration: %(duration)s", duration=format_duration((end - start).total_seconds())),
+            gettext("Start: %(time)s", time=timefmt.local_time(case.opened_at, locale, tz)),
+            gettext("End: %(time)s", time=timefmt.local_time(end, locale, tz)),
+            gettext("Duration: %(duration)s", duration=timefmt.format_duration((end - start).total_seconds())),
         ]
         if case.outcome:
             lines.append(gettext("Outcome: %(outcome)s", outcome=OUTCOME_LABELS.get(case.outcome, case.outcome)))
@@ -560,8 +549,7 @@ def close_ticket(ticket_id: str) -> None:
 
 def case_json(case: ServiceCase) -> dict:
     """Return the case as the host API shows it."""
-    def iso(value):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    iso = timefmt.iso_utc
     return {
         "code": case.code,
         "state": case.state,

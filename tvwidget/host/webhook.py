@@ -26,6 +26,7 @@ import requests
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
+from tvwidget import timefmt
 from tvwidget.after_response import after_response
 from tvwidget.config import setting
 from tvwidget.extensions import db
@@ -48,24 +49,20 @@ def enabled() -> bool:
     return bool(setting("HOST_WEBHOOK_URL", None))
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 def payload(kind: str, case: ServiceCase, comment: str | None, event_id: str, now: datetime) -> dict:
     """Return the event as the host receives it."""
     return {
         "id": event_id,
         "event": kind,
-        "occurred_at": _iso(now),
+        "occurred_at": timefmt.iso_utc(now),
         "ticket_id": case.ticket_id,
         "service_case": {
             "code": case.code,
             "state": case.state,
-            "opened_at": _iso(case.opened_at),
-            "valid_until": _iso(case.valid_until),
-            "closed_at": _iso(case.closed_at),
-            "ended_at": _iso(case.ended_at),
+            "opened_at": timefmt.iso_utc(case.opened_at),
+            "valid_until": timefmt.iso_utc(case.valid_until),
+            "closed_at": timefmt.iso_utc(case.closed_at),
+            "ended_at": timefmt.iso_utc(case.ended_at),
             "opened_by": {"id": case.opened_by_id, "name": case.opened_by_name, "email": case.opened_by_email},
             "closed_by": {"id": case.closed_by_id, "name": case.closed_by_name} if case.closed_by_name else None,
             "outcome": case.outcome,

@@ -3,19 +3,18 @@
 The filter form uses GET, so a link reproduces the view; dates are whole days
 in the admin's time zone (from the launch token's ``tz``, else UTC).
 """
-import csv
-import io
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Response, g, request, stream_with_context, url_for
+from flask import g, request, url_for
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
+from tvwidget import csv_export, timefmt
 from tvwidget.extensions import db
 from tvwidget.i18n import render_page
 from tvwidget.storage.audit import KINDS
@@ -99,10 +98,6 @@ def _zone() -> str:
     return g.tvwidget_agent.tz or "UTC"
 
 
-def _day_start(day: date, zone: str) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
-
-
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -120,9 +115,9 @@ def _query(form: AuditFilterForm, zone: str):
     if form.ticket.data:
         query = query.where(AuditEvent.ticket_id == form.ticket.data)
     if form.date_from.data:
-        query = query.where(AuditEvent.at >= _day_start(form.date_from.data, zone))
+        query = query.where(AuditEvent.at >= timefmt.day_start(form.date_from.data, zone))
     if form.date_to.data:
-        query = query.where(AuditEvent.at < _day_start(form.date_to.data + timedelta(days=1), zone))
+        query = query.where(AuditEvent.at < timefmt.day_start(form.date_to.data + timedelta(days=1), zone))
     return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
 
 
@@ -195,12 +190,6 @@ def audit():
         next_url=url_for(".audit", **filters, page=page + 1) if page < pages else None)
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting like a formula (OWASP "CSV injection").
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/audit.csv")
 def audit_csv():
     """Export the filtered audit trail as CSV (UTF-8 with BOM, so spreadsheets read Japanese)."""
@@ -211,23 +200,13 @@ def audit_csv():
     query = _query(form, zone).execution_options(yield_per=CSV_BATCH)
     tz = ZoneInfo(zone)
 
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(CSV_COLUMNS)
+    def rows():
+        yield CSV_COLUMNS
         for event, code in db.session.execute(query):
-            writer.writerow([_cell(value) for value in (
-                event.at.strftime("%Y-%m-%dT%H:%M:%SZ"), event.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), zone,
+            yield [csv_export.cell(value) for value in (
+                timefmt.iso_utc(event.at), event.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), zone,
                 event.kind, KINDS.get(event.kind, event.kind), event.actor_id, event.actor_name,
-                event.ticket_id, event.case_id, code, event.detail)])
-            if buffer.tell() > 16384:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+                event.ticket_id, event.case_id, code, event.detail)]
 
-    filename = f"tvwidget-audit-{utcnow().astimezone(tz).date().isoformat()}.csv"
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return csv_export.response(rows(), f"tvwidget-audit-{utcnow().astimezone(tz).date().isoformat()}.csv")
 

@@ -5,6 +5,7 @@ from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
+from tvwidget import timefmt
 from tvwidget.cases import lifecycle as cases, ticket_view
 from tvwidget.extensions import db
 from tvwidget.host.tokens import TicketDataError, host_key_matches, parse_ticket, save_ticket
@@ -119,7 +120,7 @@ def comments(ticket_id: str):
     rows = db.session.scalars(sa.select(Comment).where(Comment.ticket_id == ticket_id).order_by(Comment.id))
     return jsonify({"comments": [{
         "id": row.id, "kind": row.kind, "body": row.body, "author": row.author_name,
-        "created_at": row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": timefmt.iso_utc(row.created_at),
         "service_case": row.case_id,
     } for row in rows]})
 
@@ -128,7 +129,7 @@ def comments(ticket_id: str):
 def sessions_report():
     """The TeamViewer Sessions Summary as JSON (F10): ``from``/``to`` are UTC days unless ``tz`` names a zone."""
     tz = request.args.get("tz") or "UTC"
-    if not reports.valid_zone(tz):
+    if not timefmt.valid_zone(tz):
         return error("invalid_parameter", "'tz' must be an IANA time zone such as Asia/Tokyo.", 400, parameter="tz")
     try:
         filters = reports.parse_filters(request.args, tz)

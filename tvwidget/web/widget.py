@@ -15,7 +15,7 @@ from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
-from tvwidget import metrics
+from tvwidget import metrics, timefmt
 from tvwidget.cases import connections, lifecycle as cases, live_status as live, ticket_view
 from tvwidget.config import setting
 from tvwidget.extensions import db
@@ -345,8 +345,8 @@ def history():
 def _history_item(case, connected_seconds: int | None) -> dict:
     return {
         "case": case,
-        "duration": cases.format_duration((case.ended_at - case.opened_at).total_seconds()),
-        "connected": cases.format_duration(connected_seconds) if connected_seconds is not None else None,
+        "duration": timefmt.format_duration((case.ended_at - case.opened_at).total_seconds()),
+        "connected": timefmt.format_duration(connected_seconds) if connected_seconds is not None else None,
         "outcome": case.outcome or "unknown",
         "email_status": email_status_of(case.email),
     }
