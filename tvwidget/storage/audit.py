@@ -31,7 +31,7 @@ KINDS = {
     "case_expired": _l("Service case expired"),
     "case_replaced": _l("Service case replaced"),
     "case_replace_failed": _l("Service case could not be replaced"),
-    "orphan_closed": _l("Orphaned service case closed at TeamViewer"),
+    "orphan_closed": _l("Leftover service case closed at TeamViewer"),
     "email_sent": _l("Invitation sent"),
     "email_resent": _l("Invitation sent again"),
     "email_failed": _l("Invitation failed"),

@@ -59,13 +59,13 @@ DETAIL_LABELS = {
     "group": _l("group"),
     "groupid": _l("group id"),
     "users": _l("users"),
-    "local_state": _l("state here"),
+    "local_state": _l("state in tvwidget"),
     "closed_at_teamviewer": _l("closed at TeamViewer"),
     "outcome": _l("outcome"),
     "note": _l("note"),
-    "final": _l("final"),
+    "final": _l("final attempt"),
     "retry_at": _l("next attempt"),
-    "idempotency_key": _l("request key"),
+    "idempotency_key": _l("idempotency key"),
 }
 CSV_COLUMNS = ("time_utc", "time_local", "timezone", "kind", "event", "actor_id", "actor_name", "ticket_id",
                "case_id", "session_code", "detail")
