@@ -15,7 +15,7 @@ in a child process, which reports rows per second and its peak RSS beside the
 peak RSS of an idle child (app loaded, nothing streamed), to show memory
 stays flat.
 
-Targets (issue 5): all time <= 1 s and <= 5x the bare count; 30 days <= 0.3 s.
+Targets: all time <= 1 s and <= 5x the bare count; 30 days <= 0.3 s.
 """
 import argparse
 import json

@@ -1,4 +1,4 @@
-"""Real connection times (G2): what TeamViewer's connection report says happened in a case.
+"""Real connection times: what TeamViewer's connection report says happened in a case.
 
 After a case is stopped or expires, ``flask --app wsgi tvwidget sync-connections``
 (from cron) reads ``GET /reports/connections?session_code=…`` for it and stores

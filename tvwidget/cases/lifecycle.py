@@ -1,7 +1,7 @@
-"""Service-case rules (F3, F6, F7, F8): start, stop, expire, and the close-ticket guard.
+"""Service-case rules: start (one valid case a ticket), stop, replace, expire, and the close-ticket guard.
 
 Starting a case calls TeamViewer, which no database transaction can cover, so
-it runs in atomic phases (RELIABILITY decision 9): commit a ``creating`` row
+it runs in atomic phases: commit a ``creating`` row
 that claims the ticket's single slot, call TeamViewer, then record ``open`` or
 ``failed``.  The partial unique index makes the claim race-free across
 processes.  These functions therefore commit at their phase boundaries.
@@ -50,10 +50,11 @@ class CaseError(Exception):
 
 
 class ActiveServiceCase(Exception):
-    """The ticket cannot be closed: a service case is still valid (F8)."""
+    """The ticket cannot be closed: a service case is still valid."""
 
     def __init__(self, case: ServiceCase):
-        super().__init__(f"ticket {case.ticket_id} has an active TeamViewer service case {case.code or '(being created)'}")
+        code = case.code or "(being created)"
+        super().__init__(f"ticket {case.ticket_id} has an active TeamViewer service case {code}")
         self.case = case
 
 
@@ -86,7 +87,7 @@ def active_case(ticket_id: str) -> ServiceCase | None:
 
 
 def valid_case(ticket_id: str, now: datetime | None = None) -> ServiceCase | None:
-    """Return the ticket's valid case (F3: at most one), or None."""
+    """Return the ticket's valid case (a ticket has at most one), or None."""
     case = active_case(ticket_id)
     return case if case is not None and case.is_valid(now or utcnow()) else None
 
@@ -140,7 +141,7 @@ def _add_comment(case: ServiceCase, kind: str, actor: Agent | None, replaced: bo
 
 
 def expire_overdue(now: datetime | None = None, ticket_id: str | None = None, actor: Agent | None = None) -> int:
-    """Record every open case past its ``valid_until`` as expired (F6); return how many."""
+    """Record every open case past its ``valid_until`` as expired; return how many."""
     now = now or utcnow()
     query = sa.select(ServiceCase).where(ServiceCase.state == CaseState.OPEN, ServiceCase.valid_until <= now)
     if ticket_id is not None:
@@ -206,10 +207,11 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     Returns ``(case, created)``; ``created`` is False when another press won.
     The invitation is queued in the same transaction as the case; the caller
     sends it (after this function's final commit).  A mapped agent's case is
-    assigned to their TeamViewer user (G7); if TeamViewer refuses that user by
+    assigned to their TeamViewer user; if TeamViewer refuses that user by
     name, the case is created once more unassigned and the refusal recorded.
     """
-    # Whose TeamViewer the case goes to (G7); may fetch the directory, so before any lock is taken.
+    # Whose TeamViewer the case goes to (the agent's mapped user); may fetch the directory,
+    # so before any lock is taken.
     match = directory.prepare_play(agent)
     # The settings row stays share-locked until the claim below commits: a revoke waits, then sees the claim.
     settings_row, client = _client_or_raise("share")
@@ -293,7 +295,7 @@ def send_invitation(case: ServiceCase, agent: Agent | None) -> None:
 
 
 def resend_invitation(ticket_id: str, agent: Agent) -> ServiceCase:
-    """Queue the open case's invitation again, same Message-ID (G5); the caller sends it.
+    """Queue the open case's invitation again, same Message-ID; the caller sends it.
 
     A case opened while the ticket had no valid requester address gets its
     first invitation here, if the host has corrected the address since.
@@ -323,7 +325,7 @@ def resend_invitation(ticket_id: str, agent: Agent) -> ServiceCase:
 
 
 def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) -> tuple[ServiceCase, bool]:
-    """Close the ticket's unused case ``code`` at TeamViewer and open a fresh one with a new invitation (G5).
+    """Close the ticket's unused case ``code`` at TeamViewer and open a fresh one with a new invitation.
 
     Refused while the customer is online in the case.  Returns ``(new case,
     created)`` like ``start_case``; the caller sends the new invitation.
@@ -383,7 +385,7 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
 
 
 def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: str = "unknown") -> ServiceCase:
-    """Close the ticket's case at TeamViewer and comment start, end, duration, outcome and note (F7, G3)."""
+    """Close the ticket's case at TeamViewer and comment start, end, duration, outcome and note."""
     if outcome not in STOP_OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     note = clean_note(note)
@@ -420,7 +422,7 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
         audit.record("case_close_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind)
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
-    # The end time is this server's clock after TeamViewer confirmed (SPEC F7).
+    # The end time is this server's clock once TeamViewer has confirmed the close.
     if transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name,
                   note=note, outcome=outcome):
         _add_comment(case, "closed", agent)
@@ -483,7 +485,7 @@ def expire_case(case_id: int, now: datetime | None = None, actor: Agent | None =
 
 
 def close_remotely(case_id: int, closed_at: datetime) -> bool:
-    """Record that TeamViewer itself closed the open case (G1); False if it was no longer open here.
+    """Record that TeamViewer itself closed the open case; False if it was no longer open here.
 
     Like ``expire_case``, the UPDATE comes first; the caller commits.
     """
@@ -502,7 +504,7 @@ def close_remotely(case_id: int, closed_at: datetime) -> bool:
 
 
 def ensure_ticket_can_close(ticket_id: str) -> None:
-    """Raise ActiveServiceCase while the ticket has a valid case (F8); for hosts mounting the blueprint."""
+    """Raise ActiveServiceCase while the ticket has a valid case; for hosts mounting the blueprint."""
     case = valid_case(ticket_id)
     if case is not None:
         raise ActiveServiceCase(case)

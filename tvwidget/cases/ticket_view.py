@@ -101,7 +101,8 @@ def _view(row: tuple, offset: int) -> View:
     return View(connected, case, email, tracking)
 
 
-# Built once (SQLAlchemy caches their compiled form): building a select of some forty columns costs more than running it.
+# Built once (SQLAlchemy caches their compiled form): building a select of some forty columns
+# costs more than running it.
 _VIEW = _view_select(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
 
 
@@ -147,7 +148,10 @@ _ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.ty
 
 
 def active_case(ticket_id: str) -> CaseRow | None:
-    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot: ``cases.active_case``'s query."""
+    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot.
+
+    The query is ``cases.active_case``'s.
+    """
     with reading(), _connection() as connection:
         row = connection.execute(_ACTIVE, {"ticket_id": ticket_id}).first()
     return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row)))

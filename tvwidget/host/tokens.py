@@ -223,7 +223,7 @@ class Credential:
     agent: Agent
     ticket_id: str | None
     issued: datetime
-    host_origin: str | None = None  # checked against FRAME_ANCESTORS at launch (H1); None: a plain iframe
+    host_origin: str | None = None  # checked against FRAME_ANCESTORS at launch; None: a plain iframe
 
 
 def issue_credential(agent: Agent, ticket_id: str | None, host_origin: str | None = None) -> str:

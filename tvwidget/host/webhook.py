@@ -1,4 +1,6 @@
-"""The host webhook (SPEC "Webhook"): ``service_case.opened|closed|expired`` events, signed, delivered once.
+"""The host webhook: ``service_case.opened|closed|expired`` events, signed, delivered once.
+
+The payload and its signature are described in docs/host-contract.md ("Webhook").
 
 With ``TVWIDGET_HOST_WEBHOOK_URL`` set, an event is stored in the same
 transaction as the change it describes, so a change is never announced

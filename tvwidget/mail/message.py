@@ -1,4 +1,4 @@
-"""The invitation email (F5, F9): built from the admin's template, stored with the case, delivered by the outbox.
+"""The invitation email: built from the admin's template, stored with the case, delivered by the outbox.
 
 Building and delivering are apart on purpose: ``queue_invitation`` only adds a
 row to the caller's transaction, and ``deliver`` only talks SMTP and never
@@ -182,7 +182,7 @@ def preview_stylesheet() -> str:
 
 
 def message_language(ticket) -> str:
-    """Return the language the requester gets the invitation in (issue 3 item 6)."""
+    """Return the language the requester gets the invitation in."""
     locale = ticket.requester_locale
     return locale if locale in LANGUAGES else setting("DEFAULT_LOCALE")
 

@@ -1,4 +1,4 @@
-"""The invitation outbox (F5; RELIABILITY decision 10): every stored invitation is sent exactly once.
+"""The invitation outbox (a transactional outbox): every stored invitation is sent exactly once.
 
 A message is stored ``pending`` in the same transaction as its case.  Whoever
 sends it (the request that opened the case, a later widget request, or

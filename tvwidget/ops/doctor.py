@@ -1,4 +1,4 @@
-"""``flask --app wsgi tvwidget doctor`` (O3): check the installation and name what is wrong, one line per check.
+"""``flask --app wsgi tvwidget doctor``: check the installation and name what is wrong, one line per check.
 
 The same checks feed the read-only "Health" section of the admin area.  They
 read settings, the database, the SMTP server (connect, EHLO, log in, QUIT:

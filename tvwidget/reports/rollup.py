@@ -14,7 +14,7 @@ delete of a case, from any process or tool, so the sums never drift.  SQLite
 runs row triggers; PostgreSQL runs statement triggers over the transition
 tables, so a bulk insert updates each roll-up row once per statement.
 
-Connection reports (G2) arrive late, after the case closed, so a case's
+TeamViewer's connection reports arrive late, after the case closed, so a case's
 connected time cannot be summed once at stop: triggers on
 ``tvwidget_connections`` keep each case's ``connected_seconds`` (the sum of
 its connections), and that change of the case moves the roll-ups like any
@@ -46,7 +46,7 @@ COUNTED = ("closed", "expired")
 BANDS = (0, 5, 15, 30, 60)
 ATTRIBUTES = (("category", "ticket_category"), ("type", "ticket_type"),
               ("priority", "ticket_priority"), ("source", "ticket_source"))
-# A case closed without an outcome (before G3, or by another tool) counts as unknown.
+# A case closed without an outcome (before outcomes were asked at stop, or by another tool) counts as unknown.
 UNKNOWN_OUTCOME = "unknown"
 _TRIGGERS = {
     CASES: ("tvwidget_report_case_lock", "tvwidget_report_case_insert", "tvwidget_report_case_delete",
@@ -405,7 +405,7 @@ def _postgresql_connection_triggers() -> list[str]:
 
 # As of revision 6bd39e089668: ticket attributes and bands.
 FIRST = Design(tuple((dimension, column, "") for dimension, column in ATTRIBUTES), connected=False)
-# As of revision 5e0c2a7d41b9: the outcome of the stop (G3) and the connected time (G2).
+# As of revision 5e0c2a7d41b9: the outcome chosen at stop and the connected time.
 WITH_OUTCOMES = Design(FIRST.dimensions + (("outcome", "outcome", UNKNOWN_OUTCOME),), connected=True)
 CURRENT = WITH_OUTCOMES
 

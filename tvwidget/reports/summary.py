@@ -1,4 +1,4 @@
-"""The TeamViewer Sessions Summary (F10, G2, G3, G6): totals, breakdowns, outcomes, duration bands, CSV.
+"""The TeamViewer Sessions Summary: totals, breakdowns, outcomes, duration bands, CSV.
 
 A session is a case an agent stopped (``closed``); its duration runs from
 play to stop on this server's clock, and its connected time is what
@@ -148,7 +148,7 @@ class Row:
 
 @dataclass
 class WorkedBy:
-    """Who really worked sessions (G7): one TeamViewer user of the connection reports, mapped back to an agent.
+    """Who really worked sessions: one TeamViewer user of the connection reports, mapped back to an agent.
 
     ``agent_id`` is None when no agent maps to the TeamViewer user.
     """
@@ -339,7 +339,7 @@ def band_label(row: Row) -> str:
 
 
 def as_json(report: Report) -> dict:
-    """Return the report in the host contract's shape (SPEC), with the expired cases and bands beside it."""
+    """Return the report in the host API's shape (docs/host-contract.md), with the expired cases and bands beside it."""
     body = {
         "total_sessions": report.total.sessions,
         "total_duration_seconds": report.total.duration_seconds,
@@ -362,7 +362,7 @@ def as_json(report: Report) -> dict:
     return body
 
 
-# --- CSV (G6) -------------------------------------------------------------------------------------
+# --- CSV -------------------------------------------------------------------------------------------
 
 TABLES = ("summary", "technicians", "worked_by", *ATTRIBUTES, "outcome", "bands", "sessions")
 NONE_LABEL = _l("(none)")
@@ -371,7 +371,7 @@ _TITLES = {
     "outcome": _l("Outcome"),
 }
 def _line(label, row: Row, expired: bool = True) -> list:
-    """Return a table line: the label, sessions, durations, [expired,] then connected time (appended in G2)."""
+    """Return a table line: the label, sessions, durations, [expired,] then connected time."""
     line = [cell(label), row.sessions, row.duration_seconds, timefmt.format_duration(row.duration_seconds),
             row.average_seconds, timefmt.format_duration(row.average_seconds)]
     return line + ([row.expired] if expired else []) + [

@@ -1,4 +1,4 @@
-"""The admin area's read-only "Health" section: ``tvwidget doctor``'s checks, in the admin's language (O3)."""
+"""The admin area's read-only "Health" section: ``tvwidget doctor``'s checks, in the admin's language."""
 from flask import render_template
 from markupsafe import Markup
 

@@ -1,4 +1,4 @@
-"""The TeamViewer Sessions Summary page in the admin area (F10, G6).
+"""The TeamViewer Sessions Summary page in the admin area, and its CSV downloads.
 
 One context function feeds the full page and the ``_report.html`` fragment
 that htmx swaps in when the filters change; the URL keeps the filters.

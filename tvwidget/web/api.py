@@ -95,7 +95,7 @@ def get_service_case(ticket_id: str):
 
 @bp.post("/tickets/<tvwidget_text:ticket_id>/close", merge_slashes=False)
 def close_ticket(ticket_id: str):
-    """The close-ticket guard (F8): 409 while a case is valid, else record the ticket closed."""
+    """The close-ticket guard: 409 while a case is valid, else record the ticket closed."""
     try:
         cases.close_ticket(ticket_id)
     except cases.ActiveServiceCase as exc:
@@ -127,7 +127,7 @@ def comments(ticket_id: str):
 
 @bp.get("/reports/teamviewer-sessions")
 def sessions_report():
-    """The TeamViewer Sessions Summary as JSON (F10): ``from``/``to`` are UTC days unless ``tz`` names a zone."""
+    """The TeamViewer Sessions Summary as JSON: ``from``/``to`` are UTC days unless ``tz`` names a zone."""
     tz = request.args.get("tz") or "UTC"
     if not timefmt.valid_zone(tz):
         return error("invalid_parameter", "'tz' must be an IANA time zone such as Asia/Tokyo.", 400, parameter="tz")
