@@ -38,7 +38,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from tvwidget.demo import create_app  # noqa: E402
 from tvwidget.extensions import db  # noqa: E402
-from tvwidget.reports import summary as reports
+from tvwidget.reports import summary as reports  # noqa: E402
 
 HOST_API_KEY = "bench-host-api-key-0123456789abcdef"
 ADMIN = {"id": "admin-1", "name": "Bench Admin", "email": "admin@helpdesk.example", "role": "admin",

@@ -94,7 +94,7 @@ def _view(row: tuple, offset: int) -> View:
         values = row[offset:offset + len(keys)]
         offset += len(keys)
         # Each part starts with its primary key: None means the outer join found no row.
-        parts.append(None if values[0] is None else snapshot(**dict(zip(keys, values))))
+        parts.append(None if values[0] is None else snapshot(**dict(zip(keys, values, strict=True))))
     case, email, tracking = parts
     if case is not None:
         case.email = email
@@ -154,4 +154,4 @@ def active_case(ticket_id: str) -> CaseRow | None:
     """
     with reading(), _connection() as connection:
         row = connection.execute(_ACTIVE, {"ticket_id": ticket_id}).first()
-    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row)))
+    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row, strict=True)))

@@ -68,9 +68,10 @@ def reconcile_command():
     try:
         outcome = reconcile.run()
     except SecretUnreadable:
-        raise click.ClickException("The stored TeamViewer token cannot be decrypted; an admin must enter it again.")
+        raise click.ClickException(
+            "The stored TeamViewer token cannot be decrypted; an admin must enter it again.") from None
     except TeamViewerError as exc:
-        raise click.ClickException(f"TeamViewer: {exc}")
+        raise click.ClickException(f"TeamViewer: {exc}") from exc
     if outcome is None:
         click.echo("TeamViewer is not connected: nothing to reconcile.")
         return
@@ -87,7 +88,8 @@ def sync_connections_command():
     try:
         outcome = connections.sync()
     except SecretUnreadable:
-        raise click.ClickException("The stored TeamViewer token cannot be decrypted; an admin must enter it again.")
+        raise click.ClickException(
+            "The stored TeamViewer token cannot be decrypted; an admin must enter it again.") from None
     if outcome is None:
         click.echo("TeamViewer is not connected: no connection reports to read.")
         return

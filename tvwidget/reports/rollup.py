@@ -32,6 +32,7 @@ must a SQLite batch migration that recreates the cases table, which drops
 the table's triggers with it.
 """
 import contextlib
+import itertools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -110,7 +111,7 @@ def connection_seconds_sql(dialect: str, start: str, end: str) -> str:
 
 def band_sql(seconds: str) -> str:
     """Return the SQL naming the band of ``seconds`` by its lower bound in minutes."""
-    steps = " ".join(f"WHEN {seconds} < {upper * 60} THEN '{lower}'" for lower, upper in zip(BANDS, BANDS[1:]))
+    steps = " ".join(f"WHEN {seconds} < {upper * 60} THEN '{lower}'" for lower, upper in itertools.pairwise(BANDS))
     return f"CASE {steps} ELSE '{BANDS[-1]}' END"
 
 

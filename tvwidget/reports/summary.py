@@ -14,6 +14,7 @@ minutes of a range that fill no whole UTC hour (zones half or a quarter of an
 hour off UTC) are summed from the cases themselves with the same SQL.
 """
 import functools
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -329,7 +330,7 @@ def technicians() -> list[tuple[str, str]]:
 def band_bounds(row: Row) -> tuple[int, int | None]:
     """Return a duration band's bounds in minutes (the last band has no upper one)."""
     lower = int(row.value)
-    return lower, dict(zip(BANDS, BANDS[1:])).get(lower)
+    return lower, dict(itertools.pairwise(BANDS)).get(lower)
 
 
 def band_label(row: Row) -> str:
