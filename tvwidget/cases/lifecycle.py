@@ -324,6 +324,16 @@ def resend_invitation(ticket_id: str, agent: Agent) -> ServiceCase:
     return case
 
 
+def _refuse_unless_open(case: ServiceCase, now: datetime, agent: Agent) -> None:
+    """Refuse to stop or replace a case still being created, or one past its expiry (recording the expiry)."""
+    if case.state == CaseState.CREATING:
+        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
+    if not case.is_valid(now):
+        expire_overdue(now, case.ticket_id, agent)
+        db.session.commit()
+        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+
+
 def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) -> tuple[ServiceCase, bool]:
     """Close the ticket's unused case ``code`` at TeamViewer and open a fresh one with a new invitation.
 
@@ -339,12 +349,7 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
     case = active_case(ticket_id)
     if case is None or case.code != code:
         raise CaseError(_l("This service case was already stopped or replaced, perhaps in another window."), "gone")
-    if case.state == CaseState.CREATING:
-        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
-    if not case.is_valid(now):
-        expire_overdue(now, ticket_id, agent)
-        db.session.commit()
-        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+    _refuse_unless_open(case, now, agent)
     _, client = _client_or_raise()
     _hold_status_checks(case.id)  # as in stop_case: no poll may record the close as TeamViewer's own
     db.session.commit()  # hold no database lock across the TeamViewer calls
@@ -396,12 +401,7 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
     if case is None:
         raise CaseError(_l("There is no open service case on this ticket; it may have been stopped in another window."),
                         "gone")
-    if case.state == CaseState.CREATING:
-        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
-    if not case.is_valid(now):
-        expire_overdue(now, ticket_id, agent)
-        db.session.commit()
-        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+    _refuse_unless_open(case, now, agent)
     try:
         _, client = _client_or_raise()
     except CaseError as exc:
