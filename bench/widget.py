@@ -237,9 +237,8 @@ def run(kind: str, args) -> list[dict]:
     minimal = gunicorn("app:app", minimal_port, os.environ.copy(), ROOT / "bench" / "minimal")
     auth = f"Bearer {HOST_API_KEY}"
     try:
-        for _ in range(2):  # warm both up: 200 requests spread over the workers
-            for n in range(100):
-                requests.get(f"http://127.0.0.1:{minimal_port}/", timeout=5)
+        for _ in range(200):  # warm both up: 200 requests spread over the workers
+            requests.get(f"http://127.0.0.1:{minimal_port}/", timeout=5)
         launch_warm = tokens(200)
         for token in launch_warm:
             page = requests.get(f"http://127.0.0.1:{tv_port}/embed/widget", params={"token": token}, timeout=5).text

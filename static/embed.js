@@ -1,4 +1,4 @@
-// tvwidget's embed script (H1), for the host's pages: the host writes only
+// tvwidget's embed script (docs/embed.md), for the host's pages: the host writes only
 //   <script src="https://tvwidget.example.com/embed/embed.js" async></script>
 //   <div data-tvwidget-embed data-tvwidget-token="<launch token>"></div>
 // Each such element (also ones added later) gets an iframe into which the

@@ -63,7 +63,7 @@
     alert.textContent = widget.dataset.tvwidgetErrorNetwork;
   });
 
-  // Talk to the host page (H1), only when embed.js launched the widget: the widget then carries
+  // Talk to the host page (docs/embed.md), only when embed.js launched the widget: the widget then carries
   // the host page's origin, which the server took from the signed credential (checked against
   // TVWIDGET_FRAME_ANCESTORS at launch). Messages go to that origin only, never "*". A plain
   // iframe carries none, and nothing is posted.

@@ -135,7 +135,7 @@ def defaults(instance_path: str) -> dict:
         "TEAMVIEWER_CONNECT_TIMEOUT": 2.0,
         "TEAMVIEWER_READ_TIMEOUT": 4.0,
         "TEAMVIEWER_RETRIES": 1,
-        # The company directory (agent -> TeamViewer user, G7) is fetched at most once per this many seconds.
+        # The company directory (agent -> TeamViewer user) is fetched at most once per this many seconds.
         "DIRECTORY_REFRESH_SECONDS": 300,
         # An open widget polls its case's status this often; one TeamViewer answer serves every poller
         # of a case this long; after a rate limit or an outage the next question waits this long.
@@ -177,7 +177,7 @@ def standalone_defaults() -> dict:
         "MAX_CONTENT_LENGTH": MAX_REQUEST_BYTES,
         "MAX_FORM_MEMORY_SIZE": MAX_REQUEST_BYTES,
         # The admin area's first-party session (the widget sets no cookie). ``__Host-``
-        # makes browsers insist on Secure, Path=/ and no Domain (RELIABILITY checklist 10).
+        # makes browsers insist on Secure, Path=/ and no Domain (docs/reliability-checklist.md, cookies).
         "SESSION_COOKIE_NAME": HOST_COOKIE_NAME,
         "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,

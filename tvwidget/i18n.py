@@ -1,6 +1,4 @@
 """Languages: Japanese and English, from the launch token, else the browser."""
-from datetime import UTC
-
 from flask import Flask, current_app, g, has_request_context, request
 from flask.signals import before_render_template, template_rendered
 from flask_babel import (
@@ -18,6 +16,7 @@ from flask_babel import (
 )
 from jinja2 import Environment, FileSystemLoader
 
+from tvwidget import timefmt
 from tvwidget.config import lent, setting
 from tvwidget.extensions import babel, babel_for_hosts
 from tvwidget.paths import PACKAGE_DIR, asset_dir
@@ -47,8 +46,8 @@ def language() -> str:
 
 
 def iso_utc(value) -> str:
-    """Return an aware datetime as ISO 8601 UTC (for ``<time datetime>``)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+    """Return an aware datetime as ISO 8601 UTC for ``<time datetime>`` ("" for None)."""
+    return timefmt.iso_utc(value) or ""
 
 
 def _translations():

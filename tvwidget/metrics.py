@@ -1,4 +1,4 @@
-"""Prometheus metrics (O2), served at ``/metrics`` with the host API key.
+"""Prometheus metrics, served at ``/metrics`` with the host API key.
 
 Two sources, each correct however many processes serve tvwidget:
 
@@ -79,7 +79,8 @@ class DatabaseCollector:
             db.session.rollback()
 
     def _collect(self, session):
-        by_state = dict(session.execute(sa.select(ServiceCase.state, sa.func.count()).group_by(ServiceCase.state)).all())
+        counts = sa.select(ServiceCase.state, sa.func.count()).group_by(ServiceCase.state)
+        by_state = dict(session.execute(counts).all())
         cases = CounterMetricFamily("tvwidget_cases", "Service cases opened, closed (by an agent or at "
                                     "TeamViewer) and expired.", labels=("event",))
         cases.add_metric(("opened",), sum(by_state.get(state, 0) for state in

@@ -36,8 +36,8 @@ def upgrade():
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('connected_seconds', sa.BigInteger(), server_default='0', nullable=False))
 
-    rollup.install(op.get_bind(), rollup.OUTCOMES)
-    rollup.rebuild(op.get_bind(), rollup.OUTCOMES)
+    rollup.install(op.get_bind(), rollup.WITH_OUTCOMES)
+    rollup.rebuild(op.get_bind(), rollup.WITH_OUTCOMES)
 
 
 def downgrade():

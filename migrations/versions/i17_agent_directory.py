@@ -1,4 +1,4 @@
-"""agent directory: TeamViewer users by email, agents seen, the case's assignee (G7)
+"""agent directory: TeamViewer users by email, agents seen, the case's assignee
 
 The downgrade drops the cases' new columns with a plain ALTER TABLE (SQLite
 3.35+), as 5e0c2a7d41b9 does: batch mode would recreate the cases table and

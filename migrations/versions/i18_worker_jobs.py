@@ -1,4 +1,4 @@
-"""worker: the periodic jobs' shared schedule and last runs (O1)
+"""worker: the periodic jobs' shared schedule and last runs
 
 Revision ID: i18_worker_jobs
 Revises: 5e0c2a7d41b9

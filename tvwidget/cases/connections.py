@@ -1,4 +1,4 @@
-"""Real connection times (G2): what TeamViewer's connection report says happened in a case.
+"""Real connection times: what TeamViewer's connection report says happened in a case.
 
 After a case is stopped or expires, ``flask --app wsgi tvwidget sync-connections``
 (from cron) reads ``GET /reports/connections?session_code=…`` for it and stores
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask_babel import force_locale, gettext
 
+from tvwidget import timefmt
 from tvwidget.cases import lifecycle as cases
 from tvwidget.config import setting
 from tvwidget.extensions import db
@@ -128,15 +129,18 @@ def _store(case_id: int, records) -> bool:
 def _add_comment(case: ServiceCase, records) -> None:
     """Comment the connected time beside the play/stop times already on the ticket."""
     locale = setting("DEFAULT_LOCALE")
-    total = sum(max(0, int((r.end - r.start).total_seconds())) for r in records)
+    # Whole seconds, truncated as Connection.seconds counts them, so the lines add up to the total.
+    timed = [(record, max(0, int((record.end - record.start).total_seconds())))
+             for record in sorted(records, key=lambda r: r.start)]
     with force_locale(locale):
         lines = [gettext("TeamViewer connections in service case %(code)s: %(count)d, connected %(duration)s.",
-                         code=case.code, count=len(records), duration=cases.format_duration(total))]
-        for record in sorted(records, key=lambda r: r.start):
+                         code=case.code, count=len(timed),
+                         duration=timefmt.format_duration(sum(seconds for _, seconds in timed)))]
+        for record, seconds in timed:
             lines.append(gettext("%(start)s – %(end)s (%(duration)s) by %(user)s on %(device)s",
                                  start=record.start.strftime("%Y-%m-%d %H:%M:%S UTC"),
                                  end=record.end.strftime("%H:%M:%S UTC"),
-                                 duration=cases.format_duration((record.end - record.start).total_seconds()),
+                                 duration=timefmt.format_duration(seconds),
                                  user=record.username or record.userid or "?",
                                  device=record.devicename or record.deviceid or "?"))
     db.session.add(Comment(ticket_id=case.ticket_id, case_id=case.id, kind="connections",

@@ -1,7 +1,7 @@
-"""Service-case rules (F3, F6, F7, F8): start, stop, expire, and the close-ticket guard.
+"""Service-case rules: start (one valid case a ticket), stop, replace, expire, and the close-ticket guard.
 
 Starting a case calls TeamViewer, which no database transaction can cover, so
-it runs in atomic phases (RELIABILITY decision 9): commit a ``creating`` row
+it runs in atomic phases: commit a ``creating`` row
 that claims the ticket's single slot, call TeamViewer, then record ``open`` or
 ``failed``.  The partial unique index makes the claim race-free across
 processes.  These functions therefore commit at their phase boundaries.
@@ -11,13 +11,12 @@ import logging
 import time
 import unicodedata
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from babel.dates import format_datetime as babel_format_datetime
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
+from tvwidget import timefmt
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.host import webhook
@@ -32,7 +31,8 @@ from tvwidget.teamviewer.client import TeamViewerError, TeamViewerNotFound
 log = logging.getLogger(__name__)
 
 DEFAULT_VALIDITY = timedelta(hours=24)
-OUTCOMES = ("resolved", "unresolved", "unknown")
+# The outcomes an agent chooses from when stopping a case.
+STOP_OUTCOMES = ("resolved", "unresolved", "unknown")
 OUTCOME_LABELS = {"resolved": _l("Resolved"), "unresolved": _l("Unresolved"), "unknown": _l("Unknown")}
 NOTE_MAX = 1000
 NOT_CONNECTED = _l("TeamViewer is not connected. An administrator must connect it in the tvwidget admin area.")
@@ -50,10 +50,11 @@ class CaseError(Exception):
 
 
 class ActiveServiceCase(Exception):
-    """The ticket cannot be closed: a service case is still valid (F8)."""
+    """The ticket cannot be closed: a service case is still valid."""
 
     def __init__(self, case: ServiceCase):
-        super().__init__(f"ticket {case.ticket_id} has an active TeamViewer service case {case.code or '(being created)'}")
+        code = case.code or "(being created)"
+        super().__init__(f"ticket {case.ticket_id} has an active TeamViewer service case {code}")
         self.case = case
 
 
@@ -86,7 +87,7 @@ def active_case(ticket_id: str) -> ServiceCase | None:
 
 
 def valid_case(ticket_id: str, now: datetime | None = None) -> ServiceCase | None:
-    """Return the ticket's valid case (F3: at most one), or None."""
+    """Return the ticket's valid case (a ticket has at most one), or None."""
     case = active_case(ticket_id)
     return case if case is not None and case.is_valid(now or utcnow()) else None
 
@@ -98,16 +99,6 @@ def clean_note(text: str | None) -> str | None:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
     return text.strip() or None
-
-
-def _format_time(value: datetime, locale: str, tz: str) -> str:
-    return babel_format_datetime(value, "medium", tzinfo=ZoneInfo(tz), locale=locale) + f" ({tz})"
-
-
-def format_duration(seconds: float) -> str:
-    """Return ``seconds`` as H:MM:SS."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz: str,
@@ -125,9 +116,9 @@ def _comment_body(case: ServiceCase, kind: str, actor_name: str, locale: str, tz
         if replaced:
             lines.append(gettext("Replaced by a new service case because the customer never joined."))
         lines += [
-            gettext("Start: %(time)s", time=_format_time(case.opened_at, locale, tz)),
-            gettext("End: %(time)s", time=_format_time(end, locale, tz)),
-            gettext("Duration: %(duration)s", duration=format_duration((end - start).total_seconds())),
+            gettext("Start: %(time)s", time=timefmt.local_time(case.opened_at, locale, tz)),
+            gettext("End: %(time)s", time=timefmt.local_time(end, locale, tz)),
+            gettext("Duration: %(duration)s", duration=timefmt.format_duration((end - start).total_seconds())),
         ]
         if case.outcome:
             lines.append(gettext("Outcome: %(outcome)s", outcome=OUTCOME_LABELS.get(case.outcome, case.outcome)))
@@ -150,7 +141,7 @@ def _add_comment(case: ServiceCase, kind: str, actor: Agent | None, replaced: bo
 
 
 def expire_overdue(now: datetime | None = None, ticket_id: str | None = None, actor: Agent | None = None) -> int:
-    """Record every open case past its ``valid_until`` as expired (F6); return how many."""
+    """Record every open case past its ``valid_until`` as expired; return how many."""
     now = now or utcnow()
     query = sa.select(ServiceCase).where(ServiceCase.state == CaseState.OPEN, ServiceCase.valid_until <= now)
     if ticket_id is not None:
@@ -216,10 +207,11 @@ def start_case(ticket_id: str, agent: Agent, idempotency_key: str) -> tuple[Serv
     Returns ``(case, created)``; ``created`` is False when another press won.
     The invitation is queued in the same transaction as the case; the caller
     sends it (after this function's final commit).  A mapped agent's case is
-    assigned to their TeamViewer user (G7); if TeamViewer refuses that user by
+    assigned to their TeamViewer user; if TeamViewer refuses that user by
     name, the case is created once more unassigned and the refusal recorded.
     """
-    # Whose TeamViewer the case goes to (G7); may fetch the directory, so before any lock is taken.
+    # Whose TeamViewer the case goes to (the agent's mapped user); may fetch the directory,
+    # so before any lock is taken.
     match = directory.prepare_play(agent)
     # The settings row stays share-locked until the claim below commits: a revoke waits, then sees the claim.
     settings_row, client = _client_or_raise("share")
@@ -303,7 +295,7 @@ def send_invitation(case: ServiceCase, agent: Agent | None) -> None:
 
 
 def resend_invitation(ticket_id: str, agent: Agent) -> ServiceCase:
-    """Queue the open case's invitation again, same Message-ID (G5); the caller sends it.
+    """Queue the open case's invitation again, same Message-ID; the caller sends it.
 
     A case opened while the ticket had no valid requester address gets its
     first invitation here, if the host has corrected the address since.
@@ -332,8 +324,18 @@ def resend_invitation(ticket_id: str, agent: Agent) -> ServiceCase:
     return case
 
 
+def _refuse_unless_open(case: ServiceCase, now: datetime, agent: Agent) -> None:
+    """Refuse to stop or replace a case still being created, or one past its expiry (recording the expiry)."""
+    if case.state == CaseState.CREATING:
+        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
+    if not case.is_valid(now):
+        expire_overdue(now, case.ticket_id, agent)
+        db.session.commit()
+        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+
+
 def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) -> tuple[ServiceCase, bool]:
-    """Close the ticket's unused case ``code`` at TeamViewer and open a fresh one with a new invitation (G5).
+    """Close the ticket's unused case ``code`` at TeamViewer and open a fresh one with a new invitation.
 
     Refused while the customer is online in the case.  Returns ``(new case,
     created)`` like ``start_case``; the caller sends the new invitation.
@@ -347,12 +349,7 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
     case = active_case(ticket_id)
     if case is None or case.code != code:
         raise CaseError(_l("This service case was already stopped or replaced, perhaps in another window."), "gone")
-    if case.state == CaseState.CREATING:
-        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
-    if not case.is_valid(now):
-        expire_overdue(now, ticket_id, agent)
-        db.session.commit()
-        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+    _refuse_unless_open(case, now, agent)
     _, client = _client_or_raise()
     _hold_status_checks(case.id)  # as in stop_case: no poll may record the close as TeamViewer's own
     db.session.commit()  # hold no database lock across the TeamViewer calls
@@ -393,8 +390,8 @@ def replace_case(ticket_id: str, agent: Agent, code: str, idempotency_key: str) 
 
 
 def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: str = "unknown") -> ServiceCase:
-    """Close the ticket's case at TeamViewer and comment start, end, duration, outcome and note (F7, G3)."""
-    if outcome not in OUTCOMES:
+    """Close the ticket's case at TeamViewer and comment start, end, duration, outcome and note."""
+    if outcome not in STOP_OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     note = clean_note(note)
     if note is not None and len(note) > NOTE_MAX:
@@ -404,12 +401,7 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
     if case is None:
         raise CaseError(_l("There is no open service case on this ticket; it may have been stopped in another window."),
                         "gone")
-    if case.state == CaseState.CREATING:
-        raise CaseError(_l("The service case is still being created. Wait a moment, then try again."), "busy")
-    if not case.is_valid(now):
-        expire_overdue(now, ticket_id, agent)
-        db.session.commit()
-        raise CaseError(_l("The service case had already expired; its expiry is recorded on the ticket."), "expired")
+    _refuse_unless_open(case, now, agent)
     try:
         _, client = _client_or_raise()
     except CaseError as exc:
@@ -430,7 +422,7 @@ def stop_case(ticket_id: str, agent: Agent, note: str | None = None, outcome: st
         audit.record("case_close_failed", agent, ticket_id=ticket_id, case_id=case.id, error=exc.kind)
         db.session.commit()
         raise CaseError(exc.message, exc.kind) from None
-    # The end time is this server's clock after TeamViewer confirmed (SPEC F7).
+    # The end time is this server's clock once TeamViewer has confirmed the close.
     if transition(case, CaseState.CLOSED, closed_at=utcnow(), closed_by_id=agent.id, closed_by_name=agent.name,
                   note=note, outcome=outcome):
         _add_comment(case, "closed", agent)
@@ -493,7 +485,7 @@ def expire_case(case_id: int, now: datetime | None = None, actor: Agent | None =
 
 
 def close_remotely(case_id: int, closed_at: datetime) -> bool:
-    """Record that TeamViewer itself closed the open case (G1); False if it was no longer open here.
+    """Record that TeamViewer itself closed the open case; False if it was no longer open here.
 
     Like ``expire_case``, the UPDATE comes first; the caller commits.
     """
@@ -512,7 +504,7 @@ def close_remotely(case_id: int, closed_at: datetime) -> bool:
 
 
 def ensure_ticket_can_close(ticket_id: str) -> None:
-    """Raise ActiveServiceCase while the ticket has a valid case (F8); for hosts mounting the blueprint."""
+    """Raise ActiveServiceCase while the ticket has a valid case; for hosts mounting the blueprint."""
     case = valid_case(ticket_id)
     if case is not None:
         raise ActiveServiceCase(case)
@@ -559,8 +551,7 @@ def close_ticket(ticket_id: str) -> None:
 
 def case_json(case: ServiceCase) -> dict:
     """Return the case as the host API shows it."""
-    def iso(value):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    iso = timefmt.iso_utc
     return {
         "code": case.code,
         "state": case.state,

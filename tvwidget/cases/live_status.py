@@ -1,4 +1,4 @@
-"""Live case status (G1): is the customer there, and has TeamViewer closed the case?
+"""Live case status: is the customer there, and has TeamViewer closed the case?
 
 Every open widget polls a cheap status fragment; TeamViewer must not see one
 call per poll.  The answer is cached per case in ``tvwidget_case_tracking``,

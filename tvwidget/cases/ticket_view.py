@@ -94,14 +94,15 @@ def _view(row: tuple, offset: int) -> View:
         values = row[offset:offset + len(keys)]
         offset += len(keys)
         # Each part starts with its primary key: None means the outer join found no row.
-        parts.append(None if values[0] is None else snapshot(**dict(zip(keys, values))))
+        parts.append(None if values[0] is None else snapshot(**dict(zip(keys, values, strict=True))))
     case, email, tracking = parts
     if case is not None:
         case.email = email
     return View(connected, case, email, tracking)
 
 
-# Built once (SQLAlchemy caches their compiled form): building a select of some forty columns costs more than running it.
+# Built once (SQLAlchemy caches their compiled form): building a select of some forty columns
+# costs more than running it.
 _VIEW = _view_select(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
 
 
@@ -147,7 +148,10 @@ _ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.ty
 
 
 def active_case(ticket_id: str) -> CaseRow | None:
-    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot: ``cases.active_case``'s query."""
+    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot.
+
+    The query is ``cases.active_case``'s.
+    """
     with reading(), _connection() as connection:
         row = connection.execute(_ACTIVE, {"ticket_id": ticket_id}).first()
-    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row)))
+    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row, strict=True)))

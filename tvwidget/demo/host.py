@@ -2,7 +2,7 @@
 
 It signs launch tokens with the embed secret, frames the widget from another
 site (``localhost`` page, ``127.0.0.1`` widget), and calls the host API over
-HTTP with the host key, exactly as SPEC's host contract describes.
+HTTP with the host key, exactly as docs/host-contract.md describes.
 """
 import time
 import uuid
@@ -71,7 +71,7 @@ def main() -> None:
     # Threaded: the widget reaches the sandbox over HTTP on this same server.
     # Bind before printing, so a busy port fails before any URL is shown.
     server = make_server("127.0.0.1", port, served, threaded=True)
-    # The periodic jobs (outbox, expiry, reconcile...) run beside it, as in production (O1).
+    # The periodic jobs (outbox, expiry, reconcile...) run beside it, as in production (``tvwidget worker``).
     worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "tvwidget:create_app()", "tvwidget", "worker"])
     print(f"\n  tvwidget demo: open http://localhost:{port}/demo/ticket/DEMO-1001\n"
           f"  (the widget is served from http://127.0.0.1:{port}, a different site, as in a real helpdesk)\n"

@@ -1,7 +1,7 @@
 """``flask --app wsgi tvwidget seed-demo``: realistic synthetic closed cases for demos and benchmarks.
 
-Each case comes with the outcome its agent chose at stop (G3) and the
-TeamViewer connections its connection report lists (G2).
+Each case comes with the outcome its agent chose at stop and the
+TeamViewer connections its connection report lists.
 """
 import bisect
 import collections

@@ -57,7 +57,7 @@ def ticket(ticket_id: str):
 
 @bp.post("/demo/ticket/<ticket_id>/close")
 def close(ticket_id: str):
-    """Try to close the ticket through the host API's guard (F8)."""
+    """Try to close the ticket through the host API's close guard."""
     if ticket_id not in DEMO_TICKETS:
         abort(404)
     check_csrf_token()

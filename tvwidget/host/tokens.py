@@ -5,13 +5,13 @@ import itertools
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from tvwidget import timefmt
 from tvwidget.after_response import after_response
 from tvwidget.config import setting
 from tvwidget.extensions import db
@@ -113,16 +113,6 @@ def save_ticket(data: TicketData, connection=None) -> None:
     upsert(Ticket, asdict(data) | {"updated_at": utcnow()}, ("id",), connection=connection)
 
 
-def _valid_zone(name) -> str | None:
-    if not isinstance(name, str) or not name or len(name) > 64:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
-
-
 @dataclass(frozen=True)
 class LaunchClaims:
     """A launch token that passed every check but the last: it has not been spent yet."""
@@ -168,7 +158,7 @@ def check_launch_token(raw: str, *, want_ticket: bool) -> LaunchClaims:
         agent = Agent(
             id=_text(claims["sub"], 100, "sub"), name=_text(claims.get("name"), 200, "name"),
             email=_text(claims.get("email"), 254, "email"), role=role, locale=locale,
-            tz=_valid_zone(claims.get("tz")),
+            tz=claims["tz"] if timefmt.valid_zone(claims.get("tz")) else None,
         )
         ticket = parse_ticket(claims.get("ticket")) if want_ticket else None
     except TicketDataError as exc:
@@ -233,7 +223,7 @@ class Credential:
     agent: Agent
     ticket_id: str | None
     issued: datetime
-    host_origin: str | None = None  # checked against FRAME_ANCESTORS at launch (H1); None: a plain iframe
+    host_origin: str | None = None  # checked against FRAME_ANCESTORS at launch; None: a plain iframe
 
 
 def issue_credential(agent: Agent, ticket_id: str | None, host_origin: str | None = None) -> str:

@@ -1,4 +1,6 @@
-"""The host webhook (SPEC "Webhook"): ``service_case.opened|closed|expired`` events, signed, delivered once.
+"""The host webhook: ``service_case.opened|closed|expired`` events, signed, delivered once.
+
+The payload and its signature are described in docs/host-contract.md ("Webhook").
 
 With ``TVWIDGET_HOST_WEBHOOK_URL`` set, an event is stored in the same
 transaction as the change it describes, so a change is never announced
@@ -21,6 +23,7 @@ from datetime import datetime, timedelta
 
 import requests
 
+from tvwidget import timefmt
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.storage import delivery
@@ -40,24 +43,20 @@ def enabled() -> bool:
     return bool(setting("HOST_WEBHOOK_URL"))
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 def payload(kind: str, case: ServiceCase, comment: str | None, event_id: str, now: datetime) -> dict:
     """Return the event as the host receives it."""
     return {
         "id": event_id,
         "event": kind,
-        "occurred_at": _iso(now),
+        "occurred_at": timefmt.iso_utc(now),
         "ticket_id": case.ticket_id,
         "service_case": {
             "code": case.code,
             "state": case.state,
-            "opened_at": _iso(case.opened_at),
-            "valid_until": _iso(case.valid_until),
-            "closed_at": _iso(case.closed_at),
-            "ended_at": _iso(case.ended_at),
+            "opened_at": timefmt.iso_utc(case.opened_at),
+            "valid_until": timefmt.iso_utc(case.valid_until),
+            "closed_at": timefmt.iso_utc(case.closed_at),
+            "ended_at": timefmt.iso_utc(case.ended_at),
             "opened_by": {"id": case.opened_by_id, "name": case.opened_by_name, "email": case.opened_by_email},
             "closed_by": {"id": case.closed_by_id, "name": case.closed_by_name} if case.closed_by_name else None,
             "outcome": case.outcome,

@@ -1,4 +1,4 @@
-"""The invitation email (F5, F9): built from the admin's template, stored with the case, delivered by the outbox.
+"""The invitation email: built from the admin's template, stored with the case, delivered by the outbox.
 
 Building and delivering are apart on purpose: ``queue_invitation`` only adds a
 row to the caller's transaction, and ``deliver`` only talks SMTP and never
@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from babel.dates import format_datetime as babel_format_datetime
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 from flask_mail import BadHeaderError, Connection, Message
 from markupsafe import Markup, escape
 
+from tvwidget import timefmt
 from tvwidget.config import setting
 from tvwidget.extensions import db
 from tvwidget.i18n import render_page
@@ -183,12 +182,8 @@ def preview_stylesheet() -> str:
     return "\n".join(f".tvwidget-mail-{name} {{{rules}}}" for name, rules in EMAIL_STYLES.items()) + "\n"
 
 
-def _format_time(value: datetime, language: str, tz: str) -> str:
-    return babel_format_datetime(value, "medium", tzinfo=ZoneInfo(tz), locale=language) + f" ({tz})"
-
-
 def message_language(ticket) -> str:
-    """Return the language the requester gets the invitation in (issue 3 item 6)."""
+    """Return the language the requester gets the invitation in."""
     locale = ticket.requester_locale
     return locale if locale in LANGUAGES else setting("DEFAULT_LOCALE")
 
@@ -206,7 +201,7 @@ def invitation_values(case: ServiceCase, agent, language: str, tz: str) -> dict:
         "technician_email": agent.email,
         "session_code": case.code or "",
         "customer_link": case.end_customer_link or "",
-        "valid_until": _format_time(case.valid_until, language, tz) if case.valid_until else "",
+        "valid_until": timefmt.local_time(case.valid_until, language, tz) if case.valid_until else "",
         "company_name": setting("COMPANY_NAME"),
     }
 
@@ -223,7 +218,7 @@ def sample_values(language: str, agent, tz: str) -> dict:
             "technician_email": agent.email,
             "session_code": "s123-456-789",
             "customer_link": "https://get.teamviewer.com/s123456789",
-            "valid_until": _format_time(utcnow() + timedelta(hours=24), language, tz),
+            "valid_until": timefmt.local_time(utcnow() + timedelta(hours=24), language, tz),
             "company_name": setting("COMPANY_NAME"),
         }
 

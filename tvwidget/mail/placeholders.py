@@ -1,6 +1,6 @@
 """The invitation template language: ``{name}`` from an allowlist, ``{{``/``}}`` for braces.
 
-Deliberately not Jinja and not ``str.format`` (RELIABILITY decision 5): a
+Deliberately not Jinja and not ``str.format`` (no template injection): a
 template is admin-written text, and the only thing it can do is name one of
 the values below.  ``render`` is a single regular-expression pass, so a value
 is never read as template text itself.

@@ -58,6 +58,9 @@ from tvwidget.mail.outbox import outbox_cli  # noqa: E402
 cli.add_command(outbox_cli)
 
 
+TOKEN_UNREADABLE = "The stored TeamViewer token cannot be decrypted; an admin must enter it again."
+
+
 @cli.command("reconcile")
 def reconcile_command():
     """Match service cases with TeamViewer after crashes and timeouts (run from cron)."""
@@ -68,9 +71,9 @@ def reconcile_command():
     try:
         outcome = reconcile.run()
     except SecretUnreadable:
-        raise click.ClickException("The stored TeamViewer token cannot be decrypted; an admin must enter it again.")
+        raise click.ClickException(TOKEN_UNREADABLE) from None
     except TeamViewerError as exc:
-        raise click.ClickException(f"TeamViewer: {exc}")
+        raise click.ClickException(f"TeamViewer: {exc}") from exc
     if outcome is None:
         click.echo("TeamViewer is not connected: nothing to reconcile.")
         return
@@ -87,7 +90,7 @@ def sync_connections_command():
     try:
         outcome = connections.sync()
     except SecretUnreadable:
-        raise click.ClickException("The stored TeamViewer token cannot be decrypted; an admin must enter it again.")
+        raise click.ClickException(TOKEN_UNREADABLE) from None
     if outcome is None:
         click.echo("TeamViewer is not connected: no connection reports to read.")
         return

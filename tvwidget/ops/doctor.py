@@ -1,4 +1,4 @@
-"""``flask --app wsgi tvwidget doctor`` (O3): check the installation and name what is wrong, one line per check.
+"""``flask --app wsgi tvwidget doctor``: check the installation and name what is wrong, one line per check.
 
 The same checks feed the "Health" section of the admin area, whose page shows
 the local ones and asks TeamViewer only when the admin presses its button.

@@ -1,4 +1,4 @@
-"""``flask --app wsgi tvwidget worker`` (O1): every periodic job in one long-running process.
+"""``flask --app wsgi tvwidget worker``: every periodic job in one long-running process.
 
 The jobs (outbox, webhook, expiry, connection sync, reconcile, and whatever
 ``register`` adds) each have an interval.  Their schedule is shared through

@@ -14,7 +14,7 @@ delete of a case, from any process or tool, so the sums never drift.  SQLite
 runs row triggers; PostgreSQL runs statement triggers over the transition
 tables, so a bulk insert updates each roll-up row once per statement.
 
-Connection reports (G2) arrive late, after the case closed, so a case's
+TeamViewer's connection reports arrive late, after the case closed, so a case's
 connected time cannot be summed once at stop: triggers on
 ``tvwidget_connections`` keep each case's ``connected_seconds`` (the sum of
 its connections), and that change of the case moves the roll-ups like any
@@ -25,7 +25,7 @@ compute durations and bands with the very same expressions, or the two would
 disagree by a rounding; the tests compare them.
 
 What the roll-ups hold changes with the schema, so each migration installs
-and rebuilds the ``Design`` of its own revision (``FIRST``, ``OUTCOMES``),
+and rebuilds the ``Design`` of its own revision (``FIRST``, ``WITH_OUTCOMES``),
 never ``CURRENT``: an old database then upgrades step by step.  A migration
 that changes these triggers calls ``install`` again (it replaces them); so
 must a SQLite batch migration that recreates the cases table, which drops
@@ -47,7 +47,7 @@ COUNTED = ("closed", "expired")
 BANDS = (0, 5, 15, 30, 60)
 ATTRIBUTES = (("category", "ticket_category"), ("type", "ticket_type"),
               ("priority", "ticket_priority"), ("source", "ticket_source"))
-# A case closed without an outcome (before G3, or by another tool) counts as unknown.
+# A case closed without an outcome (before outcomes were asked at stop, or by another tool) counts as unknown.
 UNKNOWN_OUTCOME = "unknown"
 _TRIGGERS = {
     CASES: ("tvwidget_report_case_lock", "tvwidget_report_case_insert", "tvwidget_report_case_delete",
@@ -457,9 +457,9 @@ class PostgresqlTriggers:
 
 # As of revision 6bd39e089668: ticket attributes and bands.
 FIRST = Design(tuple((dimension, column, "") for dimension, column in ATTRIBUTES), connected=False)
-# As of revision 5e0c2a7d41b9: the outcome of the stop (G3) and the connected time (G2).
-OUTCOMES = Design(FIRST.dimensions + (("outcome", "outcome", UNKNOWN_OUTCOME),), connected=True)
-CURRENT = OUTCOMES
+# As of revision 5e0c2a7d41b9: the outcome chosen at stop and the connected time.
+WITH_OUTCOMES = Design(FIRST.dimensions + (("outcome", "outcome", UNKNOWN_OUTCOME),), connected=True)
+CURRENT = WITH_OUTCOMES
 
 
 def aggregate_sql(dialect: str, where: str) -> str:

@@ -1,4 +1,4 @@
-"""The TeamViewer Sessions Summary (F10, G2, G3, G6): totals, breakdowns, outcomes, duration bands, CSV.
+"""The TeamViewer Sessions Summary: totals, breakdowns, outcomes, duration bands, CSV.
 
 A session is a case an agent stopped (``closed``); its duration runs from
 play to stop on this server's clock, and its connected time is what
@@ -13,18 +13,19 @@ Whole UTC days and hours come from the roll-ups (``tvwidget.reports.rollup``); t
 minutes of a range that fill no whole UTC hour (zones half or a quarter of an
 hour off UTC) are summed from the cases themselves with the same SQL.
 """
-import csv
 import functools
-import io
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from tvwidget.cases.lifecycle import OUTCOMES
+from tvwidget import timefmt
+from tvwidget.cases.lifecycle import STOP_OUTCOMES
+from tvwidget.csv_export import cell
 from tvwidget.extensions import db
 from tvwidget.reports import rollup
 from tvwidget.storage.models import (
@@ -69,32 +70,17 @@ class Filters:
     @property
     def since(self) -> datetime:
         """Return the range's first instant (midnight of ``start`` in ``tz``), in UTC."""
-        return _midnight(self.start, self.tz)
+        return timefmt.day_start(self.start, self.tz)
 
     @property
     def until(self) -> datetime:
         """Return the instant just after the range (midnight after ``end`` in ``tz``), in UTC."""
-        return _midnight(self.end + timedelta(days=1), self.tz)
+        return timefmt.day_start(self.end + timedelta(days=1), self.tz)
 
     def query(self) -> dict:
         """Return the filters as URL parameters (the exports' links)."""
         values = {"from": self.start.isoformat(), "to": self.end.isoformat(), "technician": self.technician}
         return {key: value for key, value in values.items() if value}
-
-
-def _midnight(day: date, tz: str) -> datetime:
-    return datetime.combine(day, time.min, ZoneInfo(tz)).astimezone(UTC)
-
-
-def valid_zone(name: str | None) -> bool:
-    """Return whether ``name`` is an IANA time zone this server knows."""
-    if not name or len(name) > 64:
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _day(args: Mapping, name: str) -> date | None:
@@ -163,7 +149,7 @@ class Row:
 
 @dataclass
 class WorkedBy:
-    """Who really worked sessions (G7): one TeamViewer user of the connection reports, mapped back to an agent.
+    """Who really worked sessions: one TeamViewer user of the connection reports, mapped back to an agent.
 
     ``agent_id`` is None when no agent maps to the TeamViewer user.
     """
@@ -290,7 +276,7 @@ def build(filters: Filters, use_rollup: bool = True) -> Report:
         filters=filters, total=total, technicians=_sorted(people),
         breakdowns={dimension: _sorted(lines(dimension)) for dimension in ATTRIBUTES},
         # Every outcome, in their order; a value written by some other tool after them.
-        outcomes=[outcomes.pop(value, None) or Row(value) for value in OUTCOMES] + _sorted(outcomes.values()),
+        outcomes=[outcomes.pop(value, None) or Row(value) for value in STOP_OUTCOMES] + _sorted(outcomes.values()),
         bands=[bands.get(str(lower)) or Row(str(lower)) for lower in BANDS],
         worked_by=worked_by(filters),
     )
@@ -344,7 +330,7 @@ def technicians() -> list[tuple[str, str]]:
 def band_bounds(row: Row) -> tuple[int, int | None]:
     """Return a duration band's bounds in minutes (the last band has no upper one)."""
     lower = int(row.value)
-    return lower, dict(zip(BANDS, BANDS[1:])).get(lower)
+    return lower, dict(itertools.pairwise(BANDS)).get(lower)
 
 
 def band_label(row: Row) -> str:
@@ -354,7 +340,7 @@ def band_label(row: Row) -> str:
 
 
 def as_json(report: Report) -> dict:
-    """Return the report in the host contract's shape (SPEC), with the expired cases and bands beside it."""
+    """Return the report in the host API's shape (docs/host-contract.md), with the expired cases and bands beside it."""
     body = {
         "total_sessions": report.total.sessions,
         "total_duration_seconds": report.total.duration_seconds,
@@ -377,7 +363,7 @@ def as_json(report: Report) -> dict:
     return body
 
 
-# --- CSV (G6) -------------------------------------------------------------------------------------
+# --- CSV -------------------------------------------------------------------------------------------
 
 TABLES = ("summary", "technicians", "worked_by", *ATTRIBUTES, "outcome", "bands", "sessions")
 NONE_LABEL = _l("(none)")
@@ -385,30 +371,13 @@ _TITLES = {
     "category": _l("Category"), "type": _l("Type"), "priority": _l("Priority"), "source": _l("Source"),
     "outcome": _l("Outcome"),
 }
-# Text a spreadsheet would run as a formula (CSV injection); prefixed with ' to stay text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def format_duration(seconds: int) -> str:
-    """Return ``seconds`` as H:MM:SS (hours keep growing past 24)."""
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    value = str(value)
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _line(label, row: Row, expired: bool = True) -> list:
-    """Return a table line: the label, sessions, durations, [expired,] then connected time (appended in G2)."""
-    line = [_text(label), row.sessions, row.duration_seconds, format_duration(row.duration_seconds),
-            row.average_seconds, format_duration(row.average_seconds)]
+    """Return a table line: the label, sessions, durations, [expired,] then connected time."""
+    line = [cell(label), row.sessions, row.duration_seconds, timefmt.format_duration(row.duration_seconds),
+            row.average_seconds, timefmt.format_duration(row.average_seconds)]
     return line + ([row.expired] if expired else []) + [
-        row.connected_seconds, format_duration(row.connected_seconds),
-        row.average_connected_seconds, format_duration(row.average_connected_seconds)]
+        row.connected_seconds, timefmt.format_duration(row.connected_seconds),
+        row.average_connected_seconds, timefmt.format_duration(row.average_connected_seconds)]
 
 
 _DURATIONS = (_l("Sessions"), _l("Total duration (seconds)"), _l("Total duration (h:mm:ss)"),
@@ -425,18 +394,18 @@ def table_rows(report: Report, table: str) -> Iterator[list]:
                                 *_CONNECTED)]
         filters = report.filters
         who = report.technicians[0].name if filters.technician and report.technicians else filters.technician
-        yield [filters.start.isoformat(), filters.end.isoformat(), filters.tz, _text(who or _l("All technicians"))] \
+        yield [filters.start.isoformat(), filters.end.isoformat(), filters.tz, cell(who or _l("All technicians"))] \
             + _line("", report.total)[1:]
     elif table == "technicians":
         yield [str(h) for h in (_l("Technician ID"), _l("Technician"), *_DURATIONS, expired, *_CONNECTED)]
         for row in report.technicians:
-            yield [_text(row.value)] + _line(row.name, row)
+            yield [cell(row.value)] + _line(row.name, row)
     elif table == "worked_by":
         yield [str(h) for h in (_l("Technician ID"), _l("Worked by"), _l("TeamViewer user ID"), _l("TeamViewer user"),
                                 _l("Sessions"), *_CONNECTED[:2])]
         for row in report.worked_by:
-            yield [_text(row.agent_id), _text(row.name), _text(row.teamviewer_userid), _text(row.teamviewer_name),
-                   row.sessions, row.connected_seconds, format_duration(row.connected_seconds)]
+            yield [cell(row.agent_id), cell(row.name), cell(row.teamviewer_userid), cell(row.teamviewer_name),
+                   row.sessions, row.connected_seconds, timefmt.format_duration(row.connected_seconds)]
     elif table == "bands":
         yield [str(h) for h in (_l("Duration (minutes)"), *_DURATIONS, *_CONNECTED)]
         for row in report.bands:
@@ -481,29 +450,11 @@ def session_rows(filters: Filters, chunk: int = 5000) -> Iterator[list]:
     if filters.technician:
         query = query.where(table.c.opened_by_id == filters.technician)
     # Attributes and technicians repeat endlessly: check each distinct one once.
-    text = functools.lru_cache(maxsize=4096)(_text)
+    text = functools.lru_cache(maxsize=4096)(cell)
     result = db.session.execute(query.execution_options(yield_per=chunk))
     for rows in result.partitions():
         for (ticket, code, category, kind, priority, source, tech_id, tech_name, opened, closed, seconds_, state,
              connected, outcome) in rows:
-            yield [_text(ticket), code or "", text(category), text(kind), text(priority), text(source),
+            yield [cell(ticket), code or "", text(category), text(kind), text(priority), text(source),
                    text(tech_id), text(tech_name), opened, closed or "", "" if seconds_ is None else seconds_,
                    state, connected, text(outcome)]
-
-
-def csv_chunks(rows: Iterable[list], every: int = 2000) -> Iterator[str]:
-    """Yield ``rows`` as CSV text (RFC 4180 quoting, CRLF) in chunks, starting with a BOM for Excel."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    yield "\ufeff"
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= every:
-            writer.writerows(batch)
-            batch.clear()
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    writer.writerows(batch)
-    yield buffer.getvalue()

@@ -113,13 +113,14 @@ class ServiceCase(db.Model):
     ticket_type: Mapped[str | None] = mapped_column(sa.String(100))
     ticket_priority: Mapped[str | None] = mapped_column(sa.String(100))
     ticket_source: Mapped[str | None] = mapped_column(sa.String(100))
-    # What the agent said when stopping (G3); outcome is resolved | unresolved | unknown.
+    # What the agent said when stopping; outcome is resolved | unresolved | unknown.
     note: Mapped[str | None] = mapped_column(sa.Text)
     outcome: Mapped[str | None] = mapped_column(sa.String(16))
-    # The sum of the case's connections' seconds (G2), kept by triggers on tvwidget_connections for the
-    # report's roll-ups (``tvwidget.reports.rollup``); never written by the application.
+    # The sum of the case's connections' seconds (from TeamViewer's connection report), kept by triggers
+    # on tvwidget_connections for the report's roll-ups (``tvwidget.reports.rollup``); never written by
+    # the application.
     connected_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
-    # Whose TeamViewer the case is assigned to (G7), kept at play time so the widget shows it without a query.
+    # Whose TeamViewer the case is assigned to, kept at play time so the widget shows it without a query.
     assigned_userid: Mapped[str | None] = mapped_column(sa.String(32))
     assigned_name: Mapped[str | None] = mapped_column(sa.String(200))
 
@@ -136,7 +137,7 @@ class ServiceCase(db.Model):
         return None
 
     def is_valid(self, now: datetime) -> bool:
-        """Return whether the case still holds its ticket (SPEC F3, F6)."""
+        """Return whether the case still holds its ticket (open and not expired, or still being created)."""
         if self.state == CaseState.CREATING:
             return now - self.opened_at < CREATING_STALE_AFTER
         return self.state == CaseState.OPEN and (self.valid_until is None or now < self.valid_until)
@@ -223,7 +224,7 @@ class Comment(db.Model):
 
 
 class IntegrationSettings(db.Model):
-    """The single row holding the TeamViewer connection (F1, F12)."""
+    """The single row holding the TeamViewer connection: token, account and group."""
 
     __tablename__ = "tvwidget_settings"
 
@@ -272,7 +273,7 @@ class EmailMessage(db.Model):
 
 
 class EmailTemplate(db.Model):
-    """An admin's invitation template for one language (F9); absent means the built-in default."""
+    """An admin's invitation template for one language; absent means the built-in default."""
 
     __tablename__ = "tvwidget_email_templates"
 
@@ -285,7 +286,7 @@ class EmailTemplate(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Who did what and when (F16); rows are only ever added."""
+    """Who did what and when (the audit trail); rows are only ever added."""
 
     __tablename__ = "tvwidget_audit_events"
 
@@ -309,7 +310,7 @@ class UsedLaunchToken(db.Model):
 
 
 class CaseTracking(db.Model):
-    """What tvwidget last learnt from TeamViewer about a case: live status (G1) and connection sync (G2).
+    """What tvwidget last learnt from TeamViewer about a case: live status and connection sync.
 
     Kept out of the cases table on purpose: the status cache is written every
     15 s per watched case, and every write to the cases table runs the
@@ -331,7 +332,7 @@ class CaseTracking(db.Model):
 
 
 class Connection(db.Model):
-    """One TeamViewer connection made with a case's session code, from the connection report (G2)."""
+    """One TeamViewer connection made with a case's session code, from the connection report."""
 
     __tablename__ = "tvwidget_connections"
     __table_args__ = (sa.UniqueConstraint("case_id", "report_id", name="uq_tvwidget_connections_case_report"),)
@@ -382,7 +383,7 @@ class WebhookEvent(db.Model):
 
 
 class WorkerJob(db.Model):
-    """One periodic job of ``tvwidget worker`` (O1): its shared schedule and its last run, for every copy.
+    """One periodic job of ``tvwidget worker``: its shared schedule and its last run, for every copy.
 
     A copy runs a job only after moving ``next_run_at`` on with one conditional
     UPDATE, so however many workers run, each job runs once per interval.
@@ -404,7 +405,7 @@ class WorkerJob(db.Model):
 
 
 class DirectoryUser(db.Model):
-    """A user of the company's TeamViewer directory, as last fetched (G7); replaced whole on each refresh."""
+    """A user of the company's TeamViewer directory, as last fetched; replaced whole on each refresh."""
 
     __tablename__ = "tvwidget_directory_users"
 
@@ -418,7 +419,7 @@ class DirectoryUser(db.Model):
 
 
 class DirectoryState(db.Model):
-    """The one row saying when the directory was fetched and how the last try went (G7).
+    """The one row saying when the directory was fetched and how the last try went.
 
     ``claimed_at`` is the claim every process races for with one conditional
     UPDATE, so the directory is fetched at most once per refresh window
@@ -448,7 +449,7 @@ class DirectoryState(db.Model):
 
 
 class AgentIdentity(db.Model):
-    """An agent tvwidget has seen, and which TeamViewer user their cases go to (G7).
+    """An agent tvwidget has seen, and which TeamViewer user their cases go to.
 
     ``override`` is None (match by email), ``"none"`` (don't assign) or a
     TeamViewer user id set by an admin; it always wins.  ``refused_userid``

@@ -2,7 +2,7 @@
 
 Keys come from ``TVWIDGET_ENCRYPTION_KEYS`` (never from the database), so a
 database dump alone opens nothing; ``rotate`` moves a ciphertext to the
-newest key and keeps its timestamp (RELIABILITY decision 7, V8).
+newest key and keeps its timestamp.
 """
 import logging
 import re

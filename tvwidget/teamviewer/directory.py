@@ -1,4 +1,4 @@
-"""Per-agent TeamViewer identity (G7): the company directory, each agent's match, overrides and sharing.
+"""Per-agent TeamViewer identity: the company directory, each agent's match, overrides and sharing.
 
 Each agent is matched to a TeamViewer user by email: the directory
 (``GET /users?full_list=true``) is kept in the database, shared by every

@@ -1,4 +1,4 @@
-"""The TeamViewer connection (F1, F11, F12): settings row, stored token, verify, connect and revoke.
+"""The TeamViewer connection: settings row, stored token, verify, connect and revoke.
 
 These are domain actions: they change the session and record the audit
 event, and the view commits once.
@@ -65,7 +65,7 @@ class ConnectFailed(Exception):
 
 
 class RevokeRefused(Exception):
-    """App access cannot be revoked while service cases are active (F11)."""
+    """App access cannot be revoked while service cases are active."""
 
     def __init__(self, cases: list[ServiceCase]):
         super().__init__(f"{len(cases)} active service case(s)")
@@ -86,7 +86,7 @@ def settings(lock: str | None = None) -> IntegrationSettings:
 
     ``lock="share"`` (a play about to claim its case) or ``"update"`` (a revoke)
     re-reads the row and locks it until the transaction ends, so that a revoke
-    never falls between a play's reading of the token and its claim (F11).
+    never falls between a play's reading of the token and its claim.
     On SQLite every writing transaction holds the database's one write lock already.
     """
     options = {} if lock is None else {"populate_existing": True, "with_for_update": {"read": lock == "share"}}
@@ -191,7 +191,7 @@ def record_connect_failure(failure: ConnectFailed, agent) -> None:
 
 
 def change_group(row: IntegrationSettings, group_name: str, agent) -> IntegrationSettings:
-    """Set the group new service cases go into (F12); return the (persistent) row."""
+    """Set the group new service cases go into; return the (persistent) row."""
     row = db.session.merge(row)
     if row.group_name != group_name:
         audit.record("group_changed", agent, old=row.group_name, new=group_name)
@@ -208,7 +208,7 @@ def active_cases(now=None) -> list[ServiceCase]:
 
 
 def revoke(agent) -> IntegrationSettings:
-    """Forget the stored token so another admin can connect theirs (F11), or raise RevokeRefused.
+    """Forget the stored token so another admin can connect theirs, or raise RevokeRefused.
 
     The group name, email templates, cases and the audit trail stay.
     """

@@ -1,4 +1,4 @@
-"""The admin area (F1, F11, F12): connect TeamViewer, revoke and hand over, choose the group.
+"""The admin area: connect TeamViewer, revoke and hand over, choose the group.
 
 Opened from the host with an ``admin`` launch token in a top-level window,
 so a first-party cookie and a CSRF token apply here.  Every route but the
@@ -122,7 +122,7 @@ def _settings_page(form: SettingsForm, row, status: int = 200, connect_failed: b
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
-    """Show and save the TeamViewer connection and the group (F1, F12)."""
+    """Show and save the TeamViewer connection and the group."""
     agent = g.tvwidget_agent
     row = integration.settings()
     form = SettingsForm(obj=row if request.method == "GET" else None)
@@ -148,7 +148,7 @@ def settings():
 
 @bp.route("/revoke", methods=["GET", "POST"])
 def revoke():
-    """Ask for confirmation, then forget the token so another admin can connect theirs (F11)."""
+    """Ask for confirmation, then forget the token so another admin can connect theirs."""
     agent = g.tvwidget_agent
     row = integration.settings()
     if not row.connected:
@@ -166,7 +166,7 @@ def revoke():
 
 @bp.get("/branding")
 def branding():
-    """Explain QuickSupport branding and supporter notifications on TeamViewer's side (F12)."""
+    """Explain QuickSupport branding and supporter notifications on TeamViewer's side."""
     return _page("tvwidget/admin/branding.html", settings=integration.settings())
 
 

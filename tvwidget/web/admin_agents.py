@@ -1,4 +1,4 @@
-"""Agents and their TeamViewer users in the admin area (G7): matches, overrides, refresh, sharing the group."""
+"""Agents and their TeamViewer users in the admin area: matches, overrides, refresh, sharing the group."""
 from flask import g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 

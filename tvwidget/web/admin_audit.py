@@ -1,54 +1,29 @@
-"""The audit log in the admin area (F16): read, filter and export the append-only trail.
+"""The audit log in the admin area: read, filter and export the append-only trail.
 
 The filter form uses GET, so a link reproduces the view; dates are whole days
 in the admin's time zone (from the launch token's ``tz``, else UTC).
 """
-import csv
-import io
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Response, g, request, stream_with_context, url_for
+from flask import g, request, url_for
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
+from tvwidget import csv_export, timefmt
 from tvwidget.extensions import db
 from tvwidget.i18n import render_page
+from tvwidget.storage.audit import KINDS
 from tvwidget.storage.models import AuditEvent, ServiceCase, utcnow
 from tvwidget.web.admin import bp
 
 PAGE_SIZE = 50
 CSV_BATCH = 500
 
-# Every kind tvwidget records, with the label admins read; sections that add a kind add its label here.
-KIND_LABELS = {
-    "connected": _l("TeamViewer connected"),
-    "connect_failed": _l("Script token refused"),
-    "group_changed": _l("Group changed"),
-    "revoked": _l("App access revoked"),
-    "revoke_refused": _l("Revoke refused (active service cases)"),
-    "keys_rotated": _l("Encryption key rotated"),
-    "template_saved": _l("Email template saved"),
-    "template_reset": _l("Email template reset"),
-    "case_opened": _l("Service case opened"),
-    "case_failed": _l("Service case could not be opened"),
-    "case_closed": _l("Service case closed"),
-    "case_close_failed": _l("Service case could not be closed"),
-    "case_expired": _l("Service case expired"),
-    "case_replaced": _l("Service case replaced"),
-    "case_replace_failed": _l("Service case could not be replaced"),
-    "email_sent": _l("Invitation sent"),
-    "email_resent": _l("Invitation sent again"),
-    "email_failed": _l("Invitation failed"),
-    "email_not_sent": _l("Invitation not sent"),
-    "assignment_refused": _l("TeamViewer refused the assignee"),
-    "agent_mapping_changed": _l("Agent's TeamViewer user changed"),
-    "group_shared": _l("Group shared"),
-}
 DETAIL_LABELS = {
     "account": _l("account"),
     "company": _l("company"),
@@ -84,6 +59,13 @@ DETAIL_LABELS = {
     "group": _l("group"),
     "groupid": _l("group id"),
     "users": _l("users"),
+    "local_state": _l("state in tvwidget"),
+    "closed_at_teamviewer": _l("closed at TeamViewer"),
+    "outcome": _l("outcome"),
+    "note": _l("note"),
+    "final": _l("final attempt"),
+    "retry_at": _l("next attempt"),
+    "idempotency_key": _l("idempotency key"),
 }
 CSV_COLUMNS = ("time_utc", "time_local", "timezone", "kind", "event", "actor_id", "actor_name", "ticket_id",
                "case_id", "session_code", "detail")
@@ -100,7 +82,7 @@ class AuditFilterForm(FlaskForm):
         csrf = False  # a GET filter changes nothing
 
     kind = SelectField(_l("Event"), default="", choices=[SelectChoice("", _l("All events"))] + [
-        SelectChoice(kind, label) for kind, label in KIND_LABELS.items()])
+        SelectChoice(kind, label) for kind, label in KINDS.items()])
     agent = StringField(_l("Who (id or name)"), validators=[Optional(), Length(max=200)], filters=[_strip])
     ticket = StringField(_l("Ticket"), validators=[Optional(), Length(max=64)], filters=[_strip])
     date_from = DateField(_l("From"), validators=[Optional()])
@@ -114,10 +96,6 @@ class AuditFilterForm(FlaskForm):
 
 def _zone() -> str:
     return g.tvwidget_agent.tz or "UTC"
-
-
-def _day_start(day: date, zone: str) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 def _like(text: str) -> str:
@@ -137,9 +115,9 @@ def _query(form: AuditFilterForm, zone: str):
     if form.ticket.data:
         query = query.where(AuditEvent.ticket_id == form.ticket.data)
     if form.date_from.data:
-        query = query.where(AuditEvent.at >= _day_start(form.date_from.data, zone))
+        query = query.where(AuditEvent.at >= timefmt.day_start(form.date_from.data, zone))
     if form.date_to.data:
-        query = query.where(AuditEvent.at < _day_start(form.date_to.data + timedelta(days=1), zone))
+        query = query.where(AuditEvent.at < timefmt.day_start(form.date_to.data + timedelta(days=1), zone))
     return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
 
 
@@ -172,7 +150,7 @@ def _row(event: AuditEvent, code: str | None) -> dict:
             detail[key] = "…" + detail[key]
     return {
         "event": event,
-        "label": KIND_LABELS.get(event.kind, event.kind),
+        "label": KINDS.get(event.kind, event.kind),
         "code": code or (detail.get("code") if isinstance(detail.get("code"), str) else None),
         "details": [(DETAIL_LABELS.get(key, key), _value(value)) for key, value in detail.items()
                     if value is not None and value != "" and key != "code"],
@@ -212,12 +190,6 @@ def audit():
         next_url=url_for(".audit", **filters, page=page + 1) if page < pages else None)
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting like a formula (OWASP "CSV injection").
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/audit.csv")
 def audit_csv():
     """Export the filtered audit trail as CSV (UTF-8 with BOM, so spreadsheets read Japanese)."""
@@ -228,23 +200,13 @@ def audit_csv():
     query = _query(form, zone).execution_options(yield_per=CSV_BATCH)
     tz = ZoneInfo(zone)
 
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(CSV_COLUMNS)
+    def rows():
+        yield CSV_COLUMNS
         for event, code in db.session.execute(query):
-            writer.writerow([_cell(value) for value in (
-                event.at.strftime("%Y-%m-%dT%H:%M:%SZ"), event.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), zone,
-                event.kind, KIND_LABELS.get(event.kind, event.kind), event.actor_id, event.actor_name,
-                event.ticket_id, event.case_id, code, event.detail)])
-            if buffer.tell() > 16384:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+            yield [csv_export.cell(value) for value in (
+                timefmt.iso_utc(event.at), event.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), zone,
+                event.kind, KINDS.get(event.kind, event.kind), event.actor_id, event.actor_name,
+                event.ticket_id, event.case_id, code, event.detail)]
 
-    filename = f"tvwidget-audit-{utcnow().astimezone(tz).date().isoformat()}.csv"
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return csv_export.response(rows(), f"tvwidget-audit-{utcnow().astimezone(tz).date().isoformat()}.csv")
 

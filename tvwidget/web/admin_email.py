@@ -1,4 +1,4 @@
-"""The invitation template editor in the admin area (F9): edit, preview, save, reset.
+"""The invitation template editor in the admin area: edit, preview, save, reset.
 
 The routes live on the admin blueprint, whose ``before_request`` demands the
 admin session; Flask-WTF's CSRF protection covers every POST here.

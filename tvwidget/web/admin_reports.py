@@ -1,11 +1,12 @@
-"""The TeamViewer Sessions Summary page in the admin area (F10, G6).
+"""The TeamViewer Sessions Summary page in the admin area, and its CSV downloads.
 
 One context function feeds the full page and the ``_report.html`` fragment
 that htmx swaps in when the filters change; the URL keeps the filters.
 """
-from flask import Response, abort, g, make_response, request, stream_with_context
+from flask import abort, g, make_response, request
 from flask_babel import format_decimal, gettext
 
+from tvwidget import csv_export, timefmt
 from tvwidget.cases import lifecycle as cases
 from tvwidget.i18n import render_page
 from tvwidget.reports import rollup, summary as reports
@@ -71,7 +72,7 @@ def _context() -> dict:
         "form": {"from": request.args.get("from") or filters.start.isoformat(),
                  "to": request.args.get("to") or filters.end.isoformat(), "technician": chosen or ""},
         "technician_name": dict(technicians).get(chosen, chosen) if chosen else None,
-        "duration": reports.format_duration,
+        "duration": timefmt.format_duration,
         "human_duration": human_duration,
         "band_name": band_name,
         "label": label,
@@ -108,6 +109,4 @@ def sessions_report_csv(table: str):
     name = f"teamviewer-sessions-{table}-{filters.start.isoformat()}-{filters.end.isoformat()}"
     if filters.technician:
         name += "-" + "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in filters.technician)[:40]
-    response = Response(stream_with_context(reports.csv_chunks(rows)), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    return response
+    return csv_export.response(rows, f"{name}.csv")

@@ -5,6 +5,7 @@ from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
+from tvwidget import timefmt
 from tvwidget.cases import lifecycle as cases, ticket_view
 from tvwidget.extensions import db
 from tvwidget.host.tokens import TicketDataError, host_key_matches, parse_ticket, save_ticket
@@ -94,7 +95,7 @@ def get_service_case(ticket_id: str):
 
 @bp.post("/tickets/<tvwidget_text:ticket_id>/close", merge_slashes=False)
 def close_ticket(ticket_id: str):
-    """The close-ticket guard (F8): 409 while a case is valid, else record the ticket closed."""
+    """The close-ticket guard: 409 while a case is valid, else record the ticket closed."""
     try:
         cases.close_ticket(ticket_id)
     except cases.ActiveServiceCase as exc:
@@ -119,16 +120,16 @@ def comments(ticket_id: str):
     rows = db.session.scalars(sa.select(Comment).where(Comment.ticket_id == ticket_id).order_by(Comment.id))
     return jsonify({"comments": [{
         "id": row.id, "kind": row.kind, "body": row.body, "author": row.author_name,
-        "created_at": row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": timefmt.iso_utc(row.created_at),
         "service_case": row.case_id,
     } for row in rows]})
 
 
 @bp.get("/reports/teamviewer-sessions")
 def sessions_report():
-    """The TeamViewer Sessions Summary as JSON (F10): ``from``/``to`` are UTC days unless ``tz`` names a zone."""
+    """The TeamViewer Sessions Summary as JSON: ``from``/``to`` are UTC days unless ``tz`` names a zone."""
     tz = request.args.get("tz") or "UTC"
-    if not reports.valid_zone(tz):
+    if not timefmt.valid_zone(tz):
         return error("invalid_parameter", "'tz' must be an IANA time zone such as Asia/Tokyo.", 400, parameter="tz")
     try:
         filters = reports.parse_filters(request.args, tz)

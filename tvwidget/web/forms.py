@@ -46,9 +46,9 @@ class AdminForm(FlaskForm):
 
 
 class SettingsForm(AdminForm):
-    """Connect TeamViewer (F1) and choose the group cases go into (F12)."""
+    """Connect TeamViewer and choose the group cases go into."""
 
-    # PasswordField never renders the stored value back (RELIABILITY V9).
+    # PasswordField never renders the stored value back into the page.
     script_token = PasswordField(
         _l("Script token"),
         validators=[Optional(), Length(min=8, max=200),
@@ -80,7 +80,7 @@ def problem_message(token: str) -> Markup:
 
 
 def _placeholders_valid(form, field):
-    # One message per offending token (RELIABILITY decision 5), not just the first.
+    # One message per offending placeholder, not just the first.
     for token in placeholders.problems(field.data or ""):
         field.errors.append(problem_message(token))
 
@@ -99,7 +99,7 @@ def _unix_newlines(value):
 
 
 class EmailTemplateForm(AdminForm):
-    """The invitation's subject and body for one language (F9)."""
+    """The invitation's subject and body for one language."""
 
     subject = StringField(
         _l("Subject"),

@@ -1,4 +1,4 @@
-"""``/healthz`` for load balancers and monitoring: database reachable, integration state; ``/metrics`` (O2).
+"""``/healthz`` for load balancers and monitoring: database reachable, integration state; ``/metrics``.
 
 Mounted in a host app (``init_app``) they are ``/embed/healthz`` and ``/embed/metrics``: the host's stay the host's.
 

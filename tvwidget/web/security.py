@@ -24,7 +24,7 @@ def headers(frameable: bool, embeds=None):
 
     ``frameable`` pages (the widget) may be framed by the configured helpdesk
     origins, the others by no one (``frame-ancestors 'none'``).  No page sends
-    X-Frame-Options (RELIABILITY checklist 9): CSP's frame-ancestors replaces
+    X-Frame-Options: CSP's frame-ancestors replaces
     it, and a DENY beside an allow-list would only confuse an old browser.
     ``embeds`` is a callable returning the tvwidget origin a host page embeds
     the widget from (the demo's ticket page): that page may load its
@@ -131,7 +131,7 @@ def check_csrf_token() -> None:
     tvwidget.  Not ``CSRFProtect.protect()`` either: over HTTPS it also demands
     a same-host Referer, which these pages never send (``Referrer-Policy:
     no-referrer``), so every admin change would fail.  Fetch Metadata
-    (``same_origin_request``) checks the origin instead (RELIABILITY decision 3).
+    (``same_origin_request``) checks the origin instead.
     """
     if not setting("WTF_CSRF_ENABLED"):
         return

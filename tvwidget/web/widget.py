@@ -1,4 +1,4 @@
-"""The ticket sidebar widget (F2-F8, G1-G5): launch, play, stop with note, live status, history, resend, replace.
+"""The ticket sidebar widget: launch, play, stop with note, live status, history, resend, replace.
 
 Every request after the launch carries the widget credential in the
 ``X-TVWidget-Credential`` header; the ticket and the agent come from it, never
@@ -15,7 +15,7 @@ from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
-from tvwidget import metrics
+from tvwidget import metrics, timefmt
 from tvwidget.cases import connections, lifecycle as cases, live_status as live, ticket_view
 from tvwidget.config import setting
 from tvwidget.extensions import db
@@ -78,7 +78,10 @@ def email_status_of(email) -> str:
 
 
 def case_event(name: str, case: ServiceCase) -> dict:
-    """Return the host event ``tvwidget:<name>`` about ``case`` (H1); closed and expired carry tvwidget's comment."""
+    """Return the host event ``tvwidget:<name>`` about ``case``; closed and expired carry tvwidget's comment.
+
+    The events are described in docs/embed.md ("Events").
+    """
     detail = {"ticketId": case.ticket_id, "code": case.code, "state": case.state}
     if name in ("case-closed", "case-expired"):
         detail["comment"] = db.session.scalar(
@@ -145,7 +148,7 @@ def _render_then_send_due(context: dict, status: int = 200):
 
 
 def _error_page(message, status: int, token_needed: bool = False):
-    """Render an error in the frame; ``token_needed``: only a new launch token helps (the host is told, H1)."""
+    """Render an error in the frame; ``token_needed``: only a new launch token helps (the host is told)."""
     template = "tvwidget/_error.html" if request.headers.get("HX-Request") else "tvwidget/error.html"
     events = [{"event": "token-needed", "detail": {"message": str(message)}}] if token_needed else []
     return render_page(template, message=message, host_origin=g.get("tvwidget_host_origin"),
@@ -228,7 +231,7 @@ def _refused(agent, ticket_id: str, exc: cases.CaseError):
 
 @bp.post("/embed/widget/play")
 def play():
-    """Start a service case (F3), or show the one the ticket already has."""
+    """Start a service case, or show the one the ticket already has."""
     agent, ticket_id = _authorised()
     key = request.form.get("idempotency_key", "")
     if not _IDEMPOTENCY_KEY_RE.match(key):
@@ -246,21 +249,21 @@ def play():
 
 @bp.get("/embed/widget/stop")
 def stop_form():
-    """Ask for the closing note and outcome before stopping (G3); changes nothing."""
+    """Ask for the closing note and outcome before stopping; changes nothing."""
     agent, ticket_id = _authorised()
     return _render(widget_context(agent, ticket_id, confirm_stop=True))
 
 
 @bp.post("/embed/widget/stop")
 def stop():
-    """Close the ticket's service case and comment its times, outcome and note (F7, G3).
+    """Close the ticket's service case and comment its times, outcome and note.
 
     Without fields (an older page, a host's script) the outcome is unknown and there is no note.
     """
     agent, ticket_id = _authorised()
     form = {"note": request.form.get("note", ""), "outcome": request.form.get("outcome") or "unknown"}
     note = cases.clean_note(form["note"])
-    if form["outcome"] not in cases.OUTCOMES:
+    if form["outcome"] not in cases.STOP_OUTCOMES:
         return _render(widget_context(agent, ticket_id, confirm_stop=True, form=form,
                                       form_error=_l("Choose resolved, unresolved or unknown.")), 422)
     if note is not None and len(note) > cases.NOTE_MAX:
@@ -278,7 +281,7 @@ def stop():
 
 @bp.get("/embed/widget/status")
 def status():
-    """The open case's live status (G1), polled while the widget shows it.
+    """The open case's live status, polled while the widget shows it.
 
     Answers from the shared cache; only the poll that claims a stale cache
     asks TeamViewer.  When the case is no longer open (stopped in another
@@ -324,7 +327,7 @@ def _whole_widget(agent, ticket_id: str, view: ticket_view.View | None = None, a
 
 @bp.get("/embed/widget/history")
 def history():
-    """The ticket's past service cases, newest first, a page at a time (G4); loaded after the widget."""
+    """The ticket's past service cases, newest first, a page at a time; loaded after the widget."""
     agent, ticket_id = _authorised()
     page = request.args.get("page", "1")
     # isdigit() alone admits "⁰⁴⁵", which int() refuses.
@@ -345,8 +348,8 @@ def history():
 def _history_item(case, connected_seconds: int | None) -> dict:
     return {
         "case": case,
-        "duration": cases.format_duration((case.ended_at - case.opened_at).total_seconds()),
-        "connected": cases.format_duration(connected_seconds) if connected_seconds is not None else None,
+        "duration": timefmt.format_duration((case.ended_at - case.opened_at).total_seconds()),
+        "connected": timefmt.format_duration(connected_seconds) if connected_seconds is not None else None,
         "outcome": case.outcome or "unknown",
         "email_status": email_status_of(case.email),
     }
@@ -354,7 +357,7 @@ def _history_item(case, connected_seconds: int | None) -> dict:
 
 @bp.post("/embed/widget/resend")
 def resend():
-    """Send the open case's invitation again, with the same Message-ID (G5)."""
+    """Send the open case's invitation again, with the same Message-ID."""
     agent, ticket_id = _authorised()
     try:
         case = cases.resend_invitation(ticket_id, agent)
@@ -366,7 +369,7 @@ def resend():
 
 @bp.post("/embed/widget/replace")
 def replace():
-    """Close an open case the customer never joined and open a fresh one with a new invitation (G5)."""
+    """Close an open case the customer never joined and open a fresh one with a new invitation."""
     agent, ticket_id = _authorised()
     key = request.form.get("idempotency_key", "")
     if not _IDEMPOTENCY_KEY_RE.match(key):
@@ -408,7 +411,7 @@ def embed_script_path() -> str:
 
 @bp.get("/embed/embed.js")
 def embed_script():
-    """The host pages' embed script (H1).
+    """The host pages' embed script (docs/embed.md).
 
     Host pages name it without a version: it is cached an hour, then
     revalidated by its ETag (a 304 while unchanged).  With ``?v=`` its current

@@ -27,7 +27,7 @@ class TVWidgetServer:
 
 
 @pytest.fixture
-def tvwidget_server(tmp_path, sandbox_url, smtp):
+def tvwidget_server(tmp_path, sandbox_url, smtp):  # noqa: F811  (pytest passes the imported fixtures)
     """tvwidget as a real server on loopback, with the TeamViewer sandbox connected.
 
     One per test, with its own database: helpdesk ticket ids start again in each test, tvwidget's must too.
