@@ -150,8 +150,8 @@ def test_the_report_outcome_migration_rolls_up_existing_data_and_downgrades(empt
 DESIGN_SQL = {
     ("FIRST", "sqlite"): "731cbbafade6c1dbc05e0b9fe70b3da5c08aa30c78fb5d29d0eb4c30d5661019",
     ("FIRST", "postgresql"): "61c55f877e04d9c760e802a5250591a3428fcdc480cbc5eda95261f5dd4fcc8f",
-    ("OUTCOMES", "sqlite"): "efeb1e3b83bf938d8b04675573efee7371308ab6496e13e514fea3daa05dfcc3",
-    ("OUTCOMES", "postgresql"): "839c71292fb87d6955ab7d90b998371e938c901b8d40455469e9d34e1ae60d76",
+    ("WITH_OUTCOMES", "sqlite"): "efeb1e3b83bf938d8b04675573efee7371308ab6496e13e514fea3daa05dfcc3",
+    ("WITH_OUTCOMES", "postgresql"): "839c71292fb87d6955ab7d90b998371e938c901b8d40455469e9d34e1ae60d76",
 }
 
 
