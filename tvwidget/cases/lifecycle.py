@@ -535,7 +535,7 @@ def _close_unless_held_statement(dialect_name: str):
 
 
 # Built once per dialect (SQLAlchemy caches their compiled form): building the statement costs more than running it.
-_CLOSE_UNLESS_HELD = {name: _close_unless_held_statement(name) for name in ("postgresql", "sqlite")}
+CLOSE_UNLESS_HELD = {name: _close_unless_held_statement(name) for name in ("postgresql", "sqlite")}
 
 
 def close_ticket(ticket_id: str) -> None:
@@ -547,7 +547,7 @@ def close_ticket(ticket_id: str) -> None:
     recorded expired, a valid one refuses the close with ActiveServiceCase).
     """
     now = utcnow()
-    statement = _CLOSE_UNLESS_HELD[db.engine.dialect.name]
+    statement = CLOSE_UNLESS_HELD[db.engine.dialect.name]
     if db.session.execute(statement, {"ticket_id": ticket_id, "now": now}).first() is not None:
         return
     expire_overdue(now, ticket_id=ticket_id)
