@@ -79,9 +79,9 @@ _rendering = contextvars.ContextVar("tvwidget_rendering_translations", default=N
 def _template_translations():
     """Return the translations for a string a template translates: the render's, else the current locale's.
 
-    ``render_page`` looks them up once per render instead of once per string
-    (a widget page translates some twenty): that buys about 10 % of a launch's
-    throughput (bench/widget.py).
+    ``render_page`` looks them up once per render instead of once per string:
+    a widget page translates some twenty, each a Flask-Babel locale lookup
+    (measured in bench/RESULTS-i19.md).
     """
     return _rendering.get() or _translations()
 

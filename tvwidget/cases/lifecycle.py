@@ -79,8 +79,8 @@ def _holds_ticket(ticket_id):
     """The condition that a case holds the ticket: it is in ``creating`` or ``open``.
 
     Spelled as two comparisons, not ``in_``: an IN list is rewritten into the
-    SQL on every execution, which cost the guard read and the close guard
-    about 5 % of their throughput (bench/widget.py).
+    SQL on every execution, a cost the guard read and the close guard paid on
+    every request (measured in bench/RESULTS-i19.md).
     """
     return sa.and_(ServiceCase.ticket_id == ticket_id,
                    sa.or_(*(ServiceCase.state == state for state in CaseState.ACTIVE)))

@@ -29,8 +29,8 @@ def _connection():
     PostgreSQL runs them in autocommit (no BEGIN/COMMIT round trips).  On
     SQLite no BEGIN is sent either: SQLite commits each statement by itself,
     so a launch holds the write lock only while it spends its token, not
-    across the read that follows; that buys about 15 % of a guard read's and a
-    launch's throughput on SQLite (bench/widget.py).
+    across the read that follows, and no path pays for two extra statements
+    (measured in bench/RESULTS-i19.md).
     """
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
@@ -149,8 +149,7 @@ def launch(claims: LaunchClaims) -> View | None:
 # --- the host's guard read ---------------------------------------------------------------------------------
 
 # Only what the guard read shows (``cases.case_json``) and needs to tell a valid case: each column
-# fetched costs the driver an object per request, and the full row cost about 10 % of the guard
-# read's throughput on PostgreSQL (bench/widget.py).
+# fetched costs the driver an object per request (measured in bench/RESULTS-i19.md).
 _GUARD_KEYS = ("code", "state", "valid_until", "supporter_link", "end_customer_link", "opened_at",
                "opened_by_id", "opened_by_name", "opened_by_email")
 _ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type)).with_only_columns(
@@ -174,8 +173,8 @@ def close_unless_held(ticket_id: str, now) -> bool:
 
     ``cases.close_ticket``'s first statement, run and committed on a
     connection of its own (autocommit on PostgreSQL) instead of in the
-    session: nearly every close finds no case, and this buys about 20 % of a
-    close's throughput (bench/widget.py).  False: a case holds the ticket,
+    session: nearly every close finds no case, and it skips the session's
+    transaction (measured in bench/RESULTS-i19.md).  False: a case holds the ticket,
     nothing was written, and ``cases.close_ticket`` settles it.
     """
     with _connection() as connection:

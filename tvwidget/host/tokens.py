@@ -190,7 +190,7 @@ def _spend_statement(dialect_name: str):
         # for the transaction that spends the token (a statement of its own at a widget launch, the
         # admin launch's only write).  A crash may forget the last fraction of a second of spent
         # tokens, as SQLite's WAL with synchronous=NORMAL may; everything else commits durably.
-        # That buys about 15 % of a launch's throughput on PostgreSQL (bench/widget.py).
+        # It spares a launch the wait for the WAL flush (bench/RESULTS-i19.md).
         values = sa.select(*values.values()).where(sa.func.set_config("synchronous_commit", "off", True) == "off")
         insert = postgresql.insert(spent).from_select(["key", "expires_at"], values)
     else:
@@ -198,8 +198,8 @@ def _spend_statement(dialect_name: str):
     return insert.on_conflict_do_nothing().returning(spent.c.key)
 
 
-# Built once per dialect, so a launch only binds its values: building the statement each time cost
-# about 7 % of a launch's time on SQLite (bench/widget.py).
+# Built once per dialect, so a launch only binds its values instead of building an insert
+# (measured in bench/RESULTS-i19.md).
 _SPEND = {name: _spend_statement(name) for name in ("postgresql", "sqlite")}
 
 

@@ -96,8 +96,8 @@ def status_fragment(case, tracking, now) -> Markup:
     """``_status.html`` for an open or expired case, rendered once per status, minute left and language.
 
     The poll and the widget show it; an open case's polls mostly find it
-    unchanged, and keeping the render buys about 10 % of a status poll's
-    throughput (bench/widget.py).
+    unchanged, so most polls and launches skip its render (measured in
+    bench/RESULTS-i19.md).
     """
     status = live.status_of(case, tracking, now)
     minutes_left = None if status.seconds_left is None else status.seconds_left // 60
@@ -108,9 +108,9 @@ def status_fragment(case, tracking, now) -> Markup:
 def case_details_fragment(case, email, email_status: str, email_retrying: bool) -> Markup:
     """``_case_details.html`` for an open case, rendered once per case, invitation state and language.
 
-    Every view of a ticket with an open case shows it unchanged; keeping the
-    render buys about 15 % of a launch's throughput (bench/widget.py).  The
-    key is every field the template reads.
+    Every view of a ticket with an open case shows it unchanged, so launches
+    skip its render, the widget's largest part (measured in
+    bench/RESULTS-i19.md).  The key is every field the template reads.
     """
     shown_email = None if email is None else (email.recipient, email.next_attempt_at, email.last_error)
     key = (case.code, case.valid_until, case.assigned_name, case.assigned_userid, case.supporter_link,
