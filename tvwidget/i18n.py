@@ -1,5 +1,4 @@
 """Languages: Japanese and English, from the launch token, else the browser."""
-import contextvars
 from datetime import UTC
 
 from flask import Flask, current_app, g, has_request_context, request
@@ -72,20 +71,6 @@ def _translations():
     return translations
 
 
-# The translations of the template render_page is rendering (looked up once for the whole render).
-_rendering = contextvars.ContextVar("tvwidget_rendering_translations", default=None)
-
-
-def _template_translations():
-    """Return the translations for a string a template translates: the render's, else the current locale's.
-
-    ``render_page`` looks them up once per render instead of once per string:
-    a widget page translates some twenty, each a Flask-Babel locale lookup
-    (measured in bench/RESULTS-i19.md).
-    """
-    return _rendering.get() or _translations()
-
-
 # What Flask-Babel puts on the app's Jinja environment; a host app's stays the host's (tvwidget's own gets them).
 BABEL_FILTERS = {
     "datetimeformat": format_datetime, "dateformat": format_date, "timeformat": format_time,
@@ -122,10 +107,10 @@ def init_app(app: Flask, state) -> None:
         environment.filters.update(BABEL_FILTERS)
     # Jinja's i18n extension on Flask-Babel's translations, as Flask-Babel installs them on an app's environment.
     environment.install_gettext_callables(
-        gettext=lambda s: _template_translations().ugettext(s),
-        ngettext=lambda s, p, n: _template_translations().ungettext(s, p, n),
-        pgettext=lambda c, s: _template_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: _template_translations().unpgettext(c, s, p, n),
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
         newstyle=True,
     )
     environment.filters["isoutc"] = iso_utc
@@ -139,10 +124,6 @@ def render_page(name: str, **context) -> str:
     template = app.extensions["tvwidget"].jinja_env.get_template(name)
     app.update_template_context(context)
     before_render_template.send(app, template=template, context=context)
-    rendering = _rendering.set(_translations())
-    try:
-        rendered = template.render(context)
-    finally:
-        _rendering.reset(rendering)
+    rendered = template.render(context)
     template_rendered.send(app, template=template, context=context)
     return rendered
