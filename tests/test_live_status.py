@@ -319,3 +319,18 @@ def test_pollers_on_four_gunicorn_workers_share_one_teamviewer_call_per_window(d
           f"(ceiling {60 / window:.0f}; {60 / 15:.0f} with the default 15 s)")
     assert 1 <= len(gets) <= duration / window + 1
     assert all(later - earlier > window / 2 for earlier, later in zip(gets, gets[1:]))  # jitter: see above
+
+
+def test_kept_status_and_case_details_renders_follow_each_agents_language_and_zone(app, teamviewer, launch):
+    english = launch(locale="en", tz="UTC")
+    english.play()
+    japanese = launch(locale="ja", tz="Asia/Tokyo")
+    assert 'class="tvwidget-zone">UTC<' in english.html and "Waiting for the customer" in english.html
+    assert 'class="tvwidget-zone">Asia/Tokyo<' in japanese.html
+    assert "Waiting for the customer" not in japanese.html and customer_status(japanese.html) == "waiting"
+    for _ in range(2):  # the second round is answered from the kept renders
+        assert "Waiting for the customer" in poll(english).text
+        answer = poll(japanese).text
+        assert customer_status(answer) == "waiting" and "Waiting for the customer" not in answer
+        assert 'class="tvwidget-zone">UTC<' in launch(locale="en", tz="UTC").html
+        assert 'class="tvwidget-zone">Asia/Tokyo<' in launch(locale="ja", tz="Asia/Tokyo").html

@@ -40,6 +40,11 @@ def _timezone() -> str:
     return (agent.tz if agent is not None else None) or "UTC"
 
 
+def timezone() -> str:
+    """Return the time zone the current request shows times in."""
+    return _timezone()
+
+
 def language() -> str:
     """Return the language of the current request."""
     return str(get_locale() or setting("DEFAULT_LOCALE"))

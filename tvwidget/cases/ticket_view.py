@@ -3,8 +3,9 @@
 Every agent loads the widget on every ticket view, so these paths are measured
 (``bench/widget.py``).  They run SQLAlchemy Core statements built from the
 models on a connection of their own, through ``Connection.execute`` (so query
-logging and tracing see them): on PostgreSQL in autocommit, which spares the
-BEGIN and COMMIT round trips around them; on SQLite in one local transaction.
+logging and tracing see them), each statement a transaction of its own: on
+PostgreSQL in autocommit, which spares the BEGIN and COMMIT round trips around
+them, and likewise on SQLite.
 The rows come back as read-only snapshots, never attached to a session.
 Everything else (play, stop, admin, the host API) uses the ORM session.
 """
@@ -14,24 +15,28 @@ from types import SimpleNamespace
 
 import sqlalchemy as sa
 
-from tvwidget.cases.lifecycle import active_case_query
+from tvwidget.cases.lifecycle import CLOSE_UNLESS_HELD, active_case_query
 from tvwidget.extensions import db
 from tvwidget.host.tokens import LaunchClaims, save_ticket, spend_launch_token
-from tvwidget.storage.database import reading
+from tvwidget.storage.database import SINGLE_STATEMENTS
 from tvwidget.storage.models import CaseState, CaseTracking, EmailMessage, IntegrationSettings, ServiceCase, Ticket
 
 
 @contextlib.contextmanager
 def _connection():
-    """Yield a connection of tvwidget's engine; what ran on it is committed when the block ends.
+    """Yield a connection of tvwidget's engine on which each statement is a transaction of its own.
 
-    PostgreSQL runs each statement in autocommit (no BEGIN/COMMIT round
-    trips); SQLite's BEGIN and COMMIT cost no round trip, and one transaction
-    keeps its write lock rules (``database.py``).
+    PostgreSQL runs them in autocommit (no BEGIN/COMMIT round trips).  On
+    SQLite no BEGIN is sent either: SQLite commits each statement by itself,
+    so a launch holds the write lock only while it spends its token, not
+    across the read that follows, and no path pays for two extra statements
+    (measured in bench/RESULTS-i19.md).
     """
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            connection.execution_options(**{SINGLE_STATEMENTS: True})
         yield connection
         connection.commit()
 
@@ -109,10 +114,10 @@ _VIEW = _view_select(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
 def view(ticket_id: str) -> View:
     """Return what the ticket's widget shows, in one statement.
 
-    A plain read even in a POST (``database.reading``): the request's session
-    may hold SQLite's write lock already.
+    A plain read even in a POST: the request's session may hold SQLite's
+    write lock already.
     """
-    with reading(), _connection() as connection:
+    with _connection() as connection:
         return _view(tuple(connection.execute(_VIEW, {"ticket_id": ticket_id}).one()), 0)
 
 
@@ -144,14 +149,35 @@ def launch(claims: LaunchClaims) -> View | None:
 
 # --- the host's guard read ---------------------------------------------------------------------------------
 
-_ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type))
+# Only what the guard read shows (``cases.case_json``) and needs to tell a valid case: each column
+# fetched costs the driver an object per request (measured in bench/RESULTS-i19.md).
+_GUARD_KEYS = ("code", "state", "valid_until", "supporter_link", "end_customer_link", "opened_at",
+               "opened_by_id", "opened_by_name", "opened_by_email")
+_ACTIVE = active_case_query(sa.bindparam("ticket_id", type_=_CASE.c.ticket_id.type)).with_only_columns(
+    *(_CASE.c[key] for key in _GUARD_KEYS))
 
 
 def active_case(ticket_id: str) -> CaseRow | None:
-    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot.
+    """Return the ticket's case in ``creating`` or ``open`` (valid or not) as a snapshot of what the guard shows.
 
-    The query is ``cases.active_case``'s.
+    ``cases.active_case``'s query, with the columns ``cases.case_json`` and ``is_valid`` read.
     """
-    with reading(), _connection() as connection:
+    with _connection() as connection:
         row = connection.execute(_ACTIVE, {"ticket_id": ticket_id}).first()
-    return None if row is None else CaseRow(**dict(zip(_CASE_KEYS, row, strict=True)))
+    return None if row is None else CaseRow(**dict(zip(_GUARD_KEYS, row, strict=True)))
+
+
+# --- the host's close guard ----------------------------------------------------------------------------------
+
+def close_unless_held(ticket_id: str, now) -> bool:
+    """Record the ticket closed unless a case in creating or open holds it; True if it was closed.
+
+    ``cases.close_ticket``'s first statement, run and committed on a
+    connection of its own (autocommit on PostgreSQL) instead of in the
+    session: nearly every close finds no case, and it skips the session's
+    transaction (measured in bench/RESULTS-i19.md).  False: a case holds the ticket,
+    nothing was written, and ``cases.close_ticket`` settles it.
+    """
+    with _connection() as connection:
+        statement = CLOSE_UNLESS_HELD[connection.dialect.name]
+        return connection.execute(statement, {"ticket_id": ticket_id, "now": now}).first() is not None

@@ -135,7 +135,13 @@ def _sqlite_connect(dbapi_connection, connection_record):
     cursor.close()
 
 
+# An execution option: each statement on the connection is a transaction of its own (SQLite's autocommit).
+SINGLE_STATEMENTS = "tvwidget_single_statements"
+
+
 def _sqlite_begin(connection):
+    if connection.get_execution_options().get(SINGLE_STATEMENTS):
+        return
     # A request that may write takes SQLite's write lock up front, so racing
     # writers queue on the busy timeout instead of failing with "database is
     # locked" when a read transaction tries to become a write transaction.

@@ -96,6 +96,8 @@ def get_service_case(ticket_id: str):
 @bp.post("/tickets/<tvwidget_text:ticket_id>/close", merge_slashes=False)
 def close_ticket(ticket_id: str):
     """The close-ticket guard: 409 while a case is valid, else record the ticket closed."""
+    if ticket_view.close_unless_held(ticket_id, utcnow()):
+        return jsonify({"id": ticket_id, "status": "closed"})
     try:
         cases.close_ticket(ticket_id)
     except cases.ActiveServiceCase as exc:

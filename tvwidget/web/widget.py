@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, make_response, request, url_for
 from flask_babel import gettext, lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import InternalServerError
 
@@ -28,7 +29,7 @@ from tvwidget.host.tokens import (
     read_credential,
     sweep_spent_tokens_after,
 )
-from tvwidget.i18n import render_page
+from tvwidget.i18n import language, render_page, timezone
 from tvwidget.mail import message as mail, outbox
 from tvwidget.paths import asset_dir
 from tvwidget.storage.database import on_outage
@@ -68,6 +69,54 @@ def status_context(case, tracking, now) -> dict:
     status = live.status_of(case, tracking, now)
     return {"case": case, "live": status, "time_left": time_left(status.seconds_left),
             "poll_seconds": setting("STATUS_POLL_SECONDS")}
+
+
+FRAGMENTS_KEPT = 1000
+
+
+def _kept_render(template: str, key: tuple, context) -> Markup:
+    """Render ``template`` with ``context()``, or return the render kept for the same ``key``.
+
+    ``key`` must hold everything the template reads but the language, the
+    time zone and where the app is mounted, which are added here (never
+    anything about who is asking beyond those).  At most ``FRAGMENTS_KEPT``
+    renders are kept per app; then the store starts afresh.
+    """
+    kept = current_app.extensions.setdefault("tvwidget_fragments", {})
+    key = (template, language(), timezone(), request.script_root, *key)
+    fragment = kept.get(key)
+    if fragment is None:
+        if len(kept) >= FRAGMENTS_KEPT:
+            kept.clear()
+        fragment = kept[key] = Markup(render_page(template, **context()))
+    return fragment
+
+
+def status_fragment(case, tracking, now) -> Markup:
+    """``_status.html`` for an open or expired case, rendered once per status, minute left and language.
+
+    The poll and the widget show it; an open case's polls mostly find it
+    unchanged, so most polls and launches skip its render (measured in
+    bench/RESULTS-i19.md).
+    """
+    status = live.status_of(case, tracking, now)
+    minutes_left = None if status.seconds_left is None else status.seconds_left // 60
+    key = (case.code, status.status, status.unavailable, minutes_left, setting("STATUS_POLL_SECONDS", 15))
+    return _kept_render("tvwidget/_status.html", key, lambda: status_context(case, tracking, now))
+
+
+def case_details_fragment(case, email, email_status: str, email_retrying: bool) -> Markup:
+    """``_case_details.html`` for an open case, rendered once per case, invitation state and language.
+
+    Every view of a ticket with an open case shows it unchanged, so launches
+    skip its render, the widget's largest part (measured in
+    bench/RESULTS-i19.md).  The key is every field the template reads.
+    """
+    shown_email = None if email is None else (email.recipient, email.next_attempt_at, email.last_error)
+    key = (case.code, case.valid_until, case.assigned_name, case.assigned_userid, case.supporter_link,
+           case.end_customer_link, email_status, email_retrying, shown_email)
+    return _kept_render("tvwidget/_case_details.html", key, lambda: {
+        "case": case, "email": email, "email_status": email_status, "email_retrying": email_retrying})
 
 
 def email_status_of(email) -> str:
@@ -113,14 +162,20 @@ def widget_context(agent, ticket_id: str, view: ticket_view.View | None = None, 
         state = "open"
     email = view.email
     email_status = email_status_of(email)
+    # Pending after a failed try: the outbox retries, the agent is told so.
+    email_retrying = email is not None and email.status == "pending" and bool(email.last_error)
     host_origin = g.get("tvwidget_host_origin")
+    fragments = {}
+    if state in ("open", "expired"):
+        fragments["status_fragment"] = status_fragment(case, view.tracking, now)
+    if state == "open":
+        fragments["case_details"] = case_details_fragment(case, email, email_status, email_retrying)
     return {
         "state": state,
         "case": case,
         "email": email,
         "email_status": email_status,
-        # Pending after a failed try: the outbox retries, the agent is told so.
-        "email_retrying": email is not None and email.status == "pending" and bool(email.last_error),
+        "email_retrying": email_retrying,
         "agent": agent,
         "ticket_id": ticket_id,
         "credential": issue_credential(agent, ticket_id, host_origin),
@@ -134,7 +189,7 @@ def widget_context(agent, ticket_id: str, view: ticket_view.View | None = None, 
         "form_error": form_error,
         "outcomes": cases.OUTCOME_LABELS,
         "note_max": cases.NOTE_MAX,
-    } | (status_context(case, view.tracking, now) if state in ("open", "expired") else {})
+    } | fragments
 
 
 def _render(context: dict, status: int = 200):
@@ -313,8 +368,7 @@ def status():
         view = ticket_view.view(ticket_id)
         if view.case is None or view.case.id != case.id:
             return _whole_widget(agent, ticket_id, view)
-    context = status_context(view.case, view.tracking, now)
-    return render_page("tvwidget/_status.html", **context), 200, {"Vary": "HX-Request"}
+    return status_fragment(view.case, view.tracking, now), 200, {"Vary": "HX-Request"}
 
 
 def _whole_widget(agent, ticket_id: str, view: ticket_view.View | None = None, alert=None, events=()):
