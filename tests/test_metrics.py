@@ -5,7 +5,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tvwidget import metrics
 
 from .conftest import HOST_API_KEY
-from .test_processes import Admin, Agent, _together, gunicorn, local_app, server_env, teamviewer  # noqa: F401
+from .cases.test_processes import Admin, Agent, _together, gunicorn, local_app, server_env, teamviewer  # noqa: F401
 
 AUTH = {"Authorization": f"Bearer {HOST_API_KEY}"}
 

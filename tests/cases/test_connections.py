@@ -11,7 +11,7 @@ from tvwidget.extensions import db
 from tvwidget.storage.models import CaseTracking, Comment, Connection, ServiceCase, utcnow
 from tvwidget.teamviewer.client import TeamViewerClient
 
-from .conftest import HOST_API_KEY, connect
+from ..conftest import HOST_API_KEY, connect
 
 CODE = "s12-345-678"
 SESSION = {"code": CODE, "state": "Open", "supporter_link": "https://tv.test/s12345678-abc",

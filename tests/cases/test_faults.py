@@ -10,7 +10,7 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, IntegrationSettings, ServiceCase
 
-from .conftest import HOST_API_KEY, connect
+from ..conftest import HOST_API_KEY, connect
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 SESSION = {"code": "s12-345-678", "state": "Open", "supporter_link": "https://tv.test/s12345678-abc",

@@ -14,7 +14,7 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, CaseTracking, Comment, ServiceCase, utcnow
 
-from .conftest import connect
+from ..conftest import connect
 
 CODE = "s12-345-678"
 SESSION = {"code": CODE, "state": "Open", "supporter_link": "https://tv.test/s12345678-abc",
@@ -201,7 +201,7 @@ def test_many_concurrent_pollers_ask_teamviewer_at_most_once_per_window(app_fact
     app = app_factory(TEAMVIEWER_API_URL=teamviewer.server.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
                       STATUS_CACHE_SECONDS=1)
     connect(app)
-    from .conftest import Widget, make_token
+    from ..conftest import Widget, make_token
 
     first = app.test_client()
     widget = Widget(first, first.get("/embed/widget", query_string={"token": make_token()}).text)
@@ -251,9 +251,9 @@ def test_pollers_on_four_gunicorn_workers_share_one_teamviewer_call_per_window(d
 
     from tvwidget import create_app
 
-    from .conftest import EMBED_SECRET, HOST_API_KEY, free_port, make_token
+    from ..conftest import EMBED_SECRET, HOST_API_KEY, free_port, make_token
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     window, duration = 3, 12.0
     env = os.environ | {
         "TVWIDGET_ENV": "development", "TVWIDGET_SQLALCHEMY_DATABASE_URI": database_url,

@@ -26,10 +26,10 @@ from tvwidget import create_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, CaseState, Comment, IntegrationSettings, ServiceCase, utcnow
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, connect, free_port, make_token, ticket_claim
+from ..conftest import EMBED_SECRET, HOST_API_KEY, connect, free_port, make_token, ticket_claim
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SESSION_PATH = re.compile(r"^/api/v1/sessions/(s[0-9-]+)$")
 
 

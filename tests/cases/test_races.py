@@ -9,7 +9,7 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, ServiceCase, Ticket, utcnow
 
-from .conftest import HOST_API_KEY, Widget, connect, make_token
+from ..conftest import HOST_API_KEY, Widget, connect, make_token
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tvwidget.storage.models import (
     utcnow,
 )
 
-from .conftest import connect
+from ..conftest import connect
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, Comment, ServiceCase
 
-from .conftest import HOST_API_KEY
+from ..conftest import HOST_API_KEY
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 

@@ -11,7 +11,7 @@ from tvwidget.extensions import db
 from tvwidget.storage import database
 from tvwidget.storage.models import CaseTracking, EmailMessage, ServiceCase, Ticket, utcnow
 
-from .conftest import make_token, ticket_claim
+from ..conftest import make_token, ticket_claim
 
 API = {"Authorization": "Bearer test-host-api-key-0123456789abcdef"}
 
@@ -93,7 +93,7 @@ def test_the_status_poll_makes_one_round_trip(connected_app, client, round_trips
     with connected_app.app_context():  # a fresh shared cache: the poll does not ask TeamViewer
         db.session.add(CaseTracking(case_id=case_id, status_checked_at=utcnow(), remote_online=True))
         db.session.commit()
-    from .conftest import credential_of
+    from ..conftest import credential_of
 
     credential = credential_of(page.text)
     round_trips.reset()

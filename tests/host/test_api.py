@@ -3,7 +3,7 @@ import pytest
 
 from tvwidget.cases import lifecycle as cases
 
-from .conftest import HOST_API_KEY
+from ..conftest import HOST_API_KEY
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 

@@ -21,8 +21,8 @@ from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import ServiceCase, utcnow
 
-from .conftest import FONTS_READY, HOST_API_KEY, connect, free_port, make_token, screenshot_dir, ticket_claim
-from .live import serve
+from ..conftest import FONTS_READY, HOST_API_KEY, connect, free_port, make_token, screenshot_dir, ticket_claim
+from ..live import serve
 
 try:
     from playwright.sync_api import expect

@@ -10,9 +10,9 @@ from flask import render_template_string, request
 from tvwidget import init_app
 from tvwidget.extensions import db
 
-from .conftest import EMBED_SECRET, FONTS_READY, connect, helpdesk, make_token, screenshot_dir, ticket_claim
-from .live import serve
-from .test_browser import PLAY, WIDGET, stop_case, widget_frame
+from ..conftest import EMBED_SECRET, FONTS_READY, connect, helpdesk, make_token, screenshot_dir, ticket_claim
+from ..live import serve
+from ..web.test_browser_widget import PLAY, WIDGET, stop_case, widget_frame
 
 try:
     from playwright.sync_api import expect

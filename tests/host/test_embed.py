@@ -1,5 +1,5 @@
 """The embed script's server side (SPEC H1): how embed.js is served, which host origins the widget accepts,
-and the events a response announces.  The browser side is tests/test_browser_embed.py."""
+and the events a response announces.  The browser side is tests/host/test_browser_embed.py."""
 import html
 import json
 import re
@@ -14,7 +14,7 @@ from tvwidget.host import tokens as host
 from tvwidget.storage.models import ServiceCase, utcnow
 from tvwidget.web.widget import EMBED_SCRIPT_CACHE, EMBED_SCRIPT_VERSIONED_CACHE
 
-from .conftest import Widget, connect, make_token
+from ..conftest import Widget, connect, make_token
 
 HOST_ORIGIN_RE = re.compile(r'data-tvwidget-host-origin="([^"]*)"')
 EVENTS_RE = re.compile(r"data-tvwidget-events='([^']*)'")
@@ -39,7 +39,7 @@ def test_embed_script_is_javascript_cached_long_and_revalidated_by_etag(client):
     assert plain.mimetype == "text/javascript" and plain.headers["X-Content-Type-Options"] == "nosniff"
     assert plain.headers["Cache-Control"] == EMBED_SCRIPT_CACHE == "public, max-age=3600, stale-while-revalidate=86400"
     etag = plain.headers["ETag"]
-    assert plain.data == (Path(__file__).parents[1] / "static" / "embed.js").read_bytes()
+    assert plain.data == (Path(__file__).resolve().parents[2] / "static" / "embed.js").read_bytes()
     assert len(plain.data) < 8 * 1024  # small: every ticket view of every host page loads it
     # Unchanged: a 304 without the body.
     again = client.get("/embed/embed.js", headers={"If-None-Match": etag})

@@ -26,7 +26,7 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, REQUIRE_ALL, Widget, connect, free_port, skip_or_fail
+from ..conftest import EMBED_SECRET, HOST_API_KEY, REQUIRE_ALL, Widget, connect, free_port, skip_or_fail
 
 try:
     import tvwidget_host as tv
@@ -35,9 +35,9 @@ except ImportError:  # a virtualenv made before the kit existed
         raise
     pytest.skip("the host kit is not installed: pip install -e clients/python (make install does it)",
                 allow_module_level=True)
-from .live import serve
+from ..live import serve
 
-KIT = Path(__file__).resolve().parents[1] / "clients" / "python"
+KIT = Path(__file__).resolve().parents[2] / "clients" / "python"
 EXAMPLE = KIT / "examples" / "flask_host.py"
 # Tests about the kit's own checks need one real tvwidget, not one per database engine.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -397,7 +397,7 @@ def test_no_answer_or_a_garbage_answer_is_unavailable():
 
 # -- the curl/openssl recipe in docs/host-contract.md, run as written ----------------------------------
 
-CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "host-contract.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "host-contract.md"
 
 
 def recipe(name: str) -> str:

@@ -14,7 +14,7 @@ from tvwidget.config import ConfigError
 from tvwidget.extensions import db
 from tvwidget.storage.models import IntegrationSettings
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk, make_token
+from ..conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk, make_token
 
 TVWIDGET_SECRET = "tvwidget-own-secret-key-0123456789abcdef-0123"
 TVWIDGET_COMPANY = "Remote Desk Partners"

@@ -7,12 +7,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from .conftest import HOST_API_KEY
-from .live import serve
+from ..conftest import HOST_API_KEY
+from ..live import serve
 
-schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[1] / "openapi.yaml")
+schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "openapi.yaml")
 # Valid requests must get documented answers; malformed input is fuzzed on its own
-# (test_host_api.py, test_fuzz.py), because the API deliberately ignores unknown
+# (host/test_api.py, web/test_fuzz.py), because the API deliberately ignores unknown
 # query parameters, which schemathesis's negative mode counts as a failure.
 schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE], with_security_parameters=False)
 

@@ -12,7 +12,7 @@ from tvwidget.extensions import db
 from tvwidget.host import tokens as host
 from tvwidget.storage.models import ServiceCase, Ticket
 
-from .conftest import make_token, ticket_claim
+from ..conftest import make_token, ticket_claim
 
 
 def _launch(client, token):

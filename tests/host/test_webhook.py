@@ -14,7 +14,7 @@ from tvwidget.extensions import db
 from tvwidget.host import webhook
 from tvwidget.storage.models import ServiceCase, WebhookEvent, utcnow
 
-from .conftest import EMBED_SECRET, Widget, connect, make_token
+from ..conftest import EMBED_SECRET, Widget, connect, make_token
 
 
 class Receiver:

@@ -16,7 +16,7 @@ from tvwidget.extensions import db
 from tvwidget.mail import message as mail
 from tvwidget.storage.models import AuditEvent, Comment, EmailMessage, EmailTemplate, ServiceCase
 
-from .conftest import HOST_API_KEY, SANDBOX_TOKEN, ticket_claim
+from ..conftest import HOST_API_KEY, SANDBOX_TOKEN, ticket_claim
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
@@ -81,7 +81,7 @@ def test_invitation_has_text_and_html_parts_with_the_customer_link(connected_app
      {"DEFAULT_LOCALE": "ja"}, "en"),
 ])
 def test_the_email_is_in_the_requesters_language_else_the_default(app_factory, smtp, claims, config, language):
-    from .conftest import Widget, connect, make_token
+    from ..conftest import Widget, connect, make_token
 
     app = app_factory(**config)
     connect(app)
@@ -293,7 +293,7 @@ def test_copy_link_is_a_scripted_button_with_a_selection_fallback(connected_app,
     button = re.search(r'<button[^>]*data-tvwidget-action="copy-link"[^>]*>', widget.html).group(0)
     assert 'type="button"' in button and "onclick" not in button
     assert 'data-tvwidget-copied="Copied"' in button
-    script = (Path(__file__).resolve().parent.parent / "static" / "tvwidget.js").read_text()
+    script = (Path(__file__).resolve().parents[2] / "static" / "tvwidget.js").read_text()
     assert "navigator.clipboard.writeText" in script and "selectNodeContents" in script
 
 

@@ -28,7 +28,7 @@ from tvwidget.mail import outbox
 from tvwidget.paths import PACKAGE_DIR
 from tvwidget.storage.models import AuditEvent, EmailMessage, ServiceCase, utcnow
 
-from .conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim
+from ..conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim
 
 SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
 

@@ -11,10 +11,10 @@ from tvwidget import create_app
 from tvwidget.extensions import db
 from tvwidget.ops import worker
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, SANDBOX_TOKEN, connect, free_port
+from ..conftest import EMBED_SECRET, HOST_API_KEY, SANDBOX_TOKEN, connect, free_port
 
 # The newest migration, as the doctor must name it (read from the scripts, not written down here).
-HEAD = ScriptDirectory(str(Path(__file__).resolve().parents[1] / "migrations")).get_current_head()
+HEAD = ScriptDirectory(str(Path(__file__).resolve().parents[2] / "migrations")).get_current_head()
 
 SECRET_KEY = "doctor-secret-key-0123456789abcdef-0123456789"
 ENCRYPTION_KEYS = "Ws0dQ7C4Ho3T9pvf9_kS7OTZHJxmRvqm2JhTn2v9h3E="
@@ -164,8 +164,8 @@ def test_the_admin_health_page_shows_the_checks_in_english_and_japanese(doctor_a
     """The read-only Health section, with one problem (SMTP down) among the checks; screenshots en and ja."""
     from playwright.sync_api import expect
 
-    from .conftest import FONTS_READY, make_token, screenshot_dir
-    from .live import serve
+    from ..conftest import FONTS_READY, make_token, screenshot_dir
+    from ..live import serve
 
     app = doctor_app(MAIL_PORT=free_port())
     with serve(app) as base_url:

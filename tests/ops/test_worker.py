@@ -20,12 +20,12 @@ from tvwidget.extensions import db
 from tvwidget.ops import worker
 from tvwidget.storage.models import EmailMessage, WorkerJob, utcnow
 
-from .conftest import EMBED_SECRET, HOST_API_KEY, Mailbox, connect, free_port, open_widget, ticket_claim
-from .live import serve
-from .test_outage import CuttableProxy
+from ..conftest import EMBED_SECRET, HOST_API_KEY, Mailbox, connect, free_port, open_widget, ticket_claim
+from ..live import serve
+from ..storage.test_outage import CuttableProxy
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENCRYPTION_KEYS = "Ws0dQ7C4Ho3T9pvf9_kS7OTZHJxmRvqm2JhTn2v9h3E="  # as conftest's app_factory
 
 

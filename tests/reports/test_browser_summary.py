@@ -14,8 +14,8 @@ import pytest
 from tvwidget.extensions import db
 from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
-from .conftest import FONTS_READY, make_token, screenshot_dir
-from .live import serve
+from ..conftest import FONTS_READY, make_token, screenshot_dir
+from ..live import serve
 
 try:
     from playwright.sync_api import expect

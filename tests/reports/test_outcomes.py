@@ -13,7 +13,7 @@ from tvwidget.extensions import db
 from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
-from .test_reports import DAY, PAGE, RANGE, _rollup_rows, admin, report
+from .test_summary import DAY, PAGE, RANGE, _rollup_rows, admin, report
 
 OUTCOMES = ("resolved", "unresolved", "unknown")
 

@@ -14,7 +14,7 @@ from tvwidget.extensions import db
 from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import ServiceCase, Ticket
 
-from .conftest import HOST_API_KEY, make_token
+from ..conftest import HOST_API_KEY, make_token
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 URL = "/api/v1/reports/teamviewer-sessions"

@@ -14,7 +14,7 @@ from tvwidget.extensions import db
 from tvwidget.storage import audit
 from tvwidget.storage.models import AuditEvent, CaseState, ServiceCase
 
-from .conftest import make_token
+from ..conftest import make_token
 
 UTC = dt.UTC
 

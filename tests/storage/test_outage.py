@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from tvwidget.extensions import db
 from tvwidget.storage.models import ServiceCase
 
-from .conftest import HOST_API_KEY, connect, free_port, make_token
+from ..conftest import HOST_API_KEY, connect, free_port, make_token
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 
@@ -80,7 +80,7 @@ def proxied_app(database_url, app_factory):
 def test_database_outage_gives_503s_and_service_resumes(proxied_app):
     app, proxy = proxied_app
     client = app.test_client()
-    from .conftest import Widget
+    from ..conftest import Widget
 
     widget = Widget(client, client.get("/embed/widget", query_string={"token": make_token()}).text)
     proxy.cut()

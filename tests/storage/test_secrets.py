@@ -15,7 +15,7 @@ from tvwidget.storage import secrets
 from tvwidget.storage.models import AuditEvent, IntegrationSettings
 from tvwidget.teamviewer import integration
 
-from .conftest import Widget, make_token
+from ..conftest import Widget, make_token
 
 OLD = Fernet.generate_key().decode()
 NEW = Fernet.generate_key().decode()

@@ -21,8 +21,8 @@ from tvwidget.storage.models import (
 )
 from tvwidget.teamviewer import directory
 
-from .conftest import HOST_API_KEY, connect, make_token, open_widget, ticket_claim
-from .fake_teamviewer import OWNER, TOKEN, FakeTeamViewer
+from ..conftest import HOST_API_KEY, connect, make_token, open_widget, ticket_claim
+from ..fake_teamviewer import OWNER, TOKEN, FakeTeamViewer
 
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 

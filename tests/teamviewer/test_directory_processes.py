@@ -5,9 +5,9 @@ import sqlalchemy as sa
 from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, DirectoryState, ServiceCase
 
-from .conftest import SANDBOX_TOKEN
-from .fake_teamviewer import TOKEN, FakeTeamViewer
-from .test_processes import Agent, _together, gunicorn, local_app, server_env  # noqa: F401 - fixtures
+from ..conftest import SANDBOX_TOKEN
+from ..fake_teamviewer import TOKEN, FakeTeamViewer
+from ..cases.test_processes import Agent, _together, gunicorn, local_app, server_env  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 

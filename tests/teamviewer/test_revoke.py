@@ -19,7 +19,7 @@ from tvwidget.storage.models import (
     utcnow,
 )
 
-from .conftest import connect, make_token
+from ..conftest import connect, make_token
 
 REVOKE = 'data-tvwidget-action="revoke"'
 CONFIRM = 'data-tvwidget-action="confirm-revoke"'
@@ -184,7 +184,7 @@ def test_a_case_teamviewer_refuses_to_close_with_the_old_token_gives_a_clear_err
     _open_case_row(app, ticket_id="T-1", code="s12-345-678")
     teamviewer.expect_request("/api/v1/sessions/s12-345-678", method="PUT").respond_with_json(
         {"error": "invalid_token", "error_code": 2}, status=401)
-    from .conftest import Widget
+    from ..conftest import Widget
 
     client = app.test_client()
     widget = Widget(client, client.get("/embed/widget", query_string={"token": make_token()}).text)

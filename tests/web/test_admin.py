@@ -16,7 +16,7 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, IntegrationSettings
 
-from .conftest import free_port, make_token
+from ..conftest import free_port, make_token
 
 CANARY = "sandbox-canary-token-Zq7w"
 ACCOUNT = {"userid": "u1", "name": "Help Desk", "email": "help@example.com", "company_name": "Example Corp"}

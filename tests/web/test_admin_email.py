@@ -11,7 +11,7 @@ from tvwidget.extensions import db
 from tvwidget.mail import placeholders
 from tvwidget.storage.models import AuditEvent, EmailTemplate
 
-from .conftest import make_token
+from ..conftest import make_token
 
 PAGE = "/embed/admin/email-template"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')

@@ -8,8 +8,8 @@ Screenshots (``admin-*.png``) go to conftest's ``screenshot_dir()``.
 
 import pytest
 
-from .conftest import FONTS_READY, make_token, screenshot_dir, ticket_claim
-from .live import serve
+from ..conftest import FONTS_READY, make_token, screenshot_dir, ticket_claim
+from ..live import serve
 
 try:
     from playwright.sync_api import expect

@@ -9,8 +9,8 @@ from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import DirectoryState, IntegrationSettings
 
-from .conftest import FONTS_READY, connect, make_token, open_widget, screenshot_dir, ticket_claim
-from .live import serve
+from ..conftest import FONTS_READY, connect, make_token, open_widget, screenshot_dir, ticket_claim
+from ..live import serve
 
 try:
     from playwright.sync_api import expect

@@ -1,6 +1,6 @@
 """The invitation template editor and the email status in a real browser (F9, F5, G5).
 
-Debian's Chromium (``/usr/bin/chromium``) through Playwright, as in ``test_browser.py``; no browser is
+Debian's Chromium (``/usr/bin/chromium``) through Playwright, as in ``test_browser_widget.py``; no browser is
 downloaded.  An admin edits the subject, previews and saves it; an agent then presses play in the widget,
 framed cross-site by a fake helpdesk, and the email that reaches a real aiosmtpd server carries the new
 subject.  Screenshots go to conftest's ``screenshot_dir()``.
@@ -13,8 +13,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template_string
 
-from .conftest import FONTS_READY, Mailbox, connect, free_port, make_token, screenshot_dir
-from .live import serve
+from ..conftest import FONTS_READY, Mailbox, connect, free_port, make_token, screenshot_dir
+from ..live import serve
 
 try:
     from playwright.sync_api import expect

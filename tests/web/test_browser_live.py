@@ -1,6 +1,6 @@
 """Live status, stop with a note and an outcome, and the history, in a real browser (SPEC G1, G3, G4).
 
-The agent's widget is framed cross-site by the fake helpdesk of ``test_browser`` (its fixtures are reused)
+The agent's widget is framed cross-site by the fake helpdesk of ``test_browser_widget`` (its fixtures are reused)
 and talks over HTTP to a TeamViewer sandbox of its own, so nothing other tests left in the session-wide
 sandbox (open sessions count against its licence limit) can change the outcome.  The requester opens the
 customer link in a browser context of their own and starts the simulated QuickSupport, which makes
@@ -22,9 +22,9 @@ import pytest
 
 from tvwidget.demo.sandbox import create_sandbox_app
 
-from .conftest import FONTS_READY, screenshot_dir
-from .live import serve
-from .test_browser import (  # noqa: F401
+from ..conftest import FONTS_READY, screenshot_dir
+from ..live import serve
+from .test_browser_widget import (  # noqa: F401
     ALERT,
     CONFIRM_STOP,
     PLAY,

@@ -27,8 +27,8 @@ from werkzeug import Response
 from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, ServiceCase, utcnow
 
-from .conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, ticket_claim
-from .live import serve
+from ..conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, ticket_claim
+from ..live import serve
 
 try:
     from playwright.sync_api import expect

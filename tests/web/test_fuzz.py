@@ -7,10 +7,10 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from .conftest import HOST_API_KEY, make_token, ticket_claim
+from ..conftest import HOST_API_KEY, make_token, ticket_claim
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
-NAUGHTY = json.loads((Path(__file__).parent / "data" / "blns.json").read_text(encoding="utf-8"))
+NAUGHTY = json.loads((Path(__file__).resolve().parents[1] / "data" / "blns.json").read_text(encoding="utf-8"))
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -6,7 +6,7 @@ from tvwidget import create_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import IntegrationSettings
 
-from .conftest import SANDBOX_TOKEN, connect
+from ..conftest import SANDBOX_TOKEN, connect
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from .conftest import make_token
+from ..conftest import make_token
 
 
 def _routes(app):

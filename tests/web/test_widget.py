@@ -7,7 +7,7 @@ from freezegun import freeze_time
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, Comment, ServiceCase
 
-from .conftest import HOST_API_KEY, connect, credential_of
+from ..conftest import HOST_API_KEY, connect, credential_of
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
@@ -73,7 +73,7 @@ def test_mail_down_keeps_the_case_and_shows_email_failed(app_factory, launch):
     app = app_factory(MAIL_PORT=1)  # nothing listens on port 1
     connect(app)
     client = app.test_client()
-    from .conftest import Widget, make_token
+    from ..conftest import Widget, make_token
     widget = Widget(client, client.get("/embed/widget", query_string={"token": make_token()}).text)
     response = widget.play()
     assert response.status_code == 200
@@ -87,7 +87,7 @@ def test_mail_down_keeps_the_case_and_shows_email_failed(app_factory, launch):
 
 
 def test_ticket_without_valid_requester_address_still_opens_a_case(connected_app, launch, smtp):
-    from .conftest import ticket_claim
+    from ..conftest import ticket_claim
     widget = launch(ticket=ticket_claim(requester={"name": "No Mail", "email": "not-an-address"}))
     widget.play()
     assert widget.state() == "open"
