@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
@@ -49,16 +48,14 @@ class Reports:
 
 
 @pytest.fixture
-def teamviewer():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
+def teamviewer(teamviewer_server):
+    """The session TeamViewer makes and the connection report it pages through, scripted on the bare server."""
+    server = teamviewer_server
     server.reports = Reports()
     server.expect_request("/api/v1/sessions", method="POST").respond_with_json(SESSION)
     server.expect_request(f"/api/v1/sessions/{CODE}", method="PUT").respond_with_response(Response("", 204))
     server.expect_request("/api/v1/reports/connections", method="GET").respond_with_handler(server.reports.handle)
-    yield server
-    server.clear()
-    server.stop()
+    return server
 
 
 @pytest.fixture

@@ -7,63 +7,22 @@ import time
 from datetime import timedelta
 
 import pytest
+import requests
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, CaseTracking, Comment, ServiceCase, utcnow
 
-from ..conftest import connect
+from ..conftest import connect, make_token
+from ..helpers import json_response
 
-CODE = "s12-345-678"
-SESSION = {"code": CODE, "state": "Open", "supporter_link": "https://tv.test/s12345678-abc",
-           "end_customer_link": "https://tv.test/s12345678", "valid_until": "2099-01-01T00:00:00Z",
-           "online": False}
-
-
-class FakeTeamViewer:
-    """A TeamViewer double whose session the test changes; counts GET /sessions/{code}."""
-
-    def __init__(self):
-        self.server = HTTPServer(host="127.0.0.1", threaded=True)
-        self.session = dict(SESSION)
-        self.gets = []
-        self.fail_with = None
-        self.lock = threading.Lock()
-
-    def start(self):
-        self.server.start()
-        self.server.expect_request("/api/v1/sessions", method="POST").respond_with_handler(
-            lambda request: _json(200, self.session))
-        self.server.expect_request(f"/api/v1/sessions/{CODE}", method="GET").respond_with_handler(self._get)
-        self.server.expect_request(f"/api/v1/sessions/{CODE}", method="PUT").respond_with_handler(
-            lambda request: Response("", 204))
-
-    def _get(self, request):
-        with self.lock:
-            self.gets.append(time.monotonic())
-        if self.fail_with is not None:
-            return self.fail_with
-        return _json(200, self.session)
-
-
-def _json(status, body):
-    return Response(json.dumps(body), status=status, content_type="application/json")
-
-
-@pytest.fixture
-def teamviewer():
-    fake = FakeTeamViewer()
-    fake.start()
-    yield fake
-    fake.server.clear()
-    fake.server.stop()
+CODE = "s100-000-001"  # the first session the double makes
 
 
 @pytest.fixture
 def app(app_factory, teamviewer):
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.server.url_for("/api/v1"), TEAMVIEWER_READ_TIMEOUT=2.0,
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url, TEAMVIEWER_READ_TIMEOUT=2.0,
                       TEAMVIEWER_RETRIES=0)
     connect(app)
     return app
@@ -108,7 +67,7 @@ def test_customer_coming_online_reaches_the_widget_through_the_poll(app, teamvie
     assert re.search(r"\d+ h \d+ min left", response.text)
     assert len(teamviewer.gets) == 1
 
-    teamviewer.session["online"] = True
+    teamviewer.sessions[CODE]["online"] = True
     assert customer_status(poll(widget).text) == "waiting"  # cached for 15 s: TeamViewer not asked again
     assert len(teamviewer.gets) == 1
     age_cache(app, 16)
@@ -121,7 +80,7 @@ def test_customer_coming_online_reaches_the_widget_through_the_poll(app, teamvie
 def test_case_closed_at_teamviewer_is_closed_here_with_a_comment(app, teamviewer, launch, client):
     widget = launch()
     widget.play()
-    teamviewer.session.update(state="Closed", closed_at="2030-01-01T00:00:00Z", online=False)
+    teamviewer.sessions[CODE].update(state="Closed", closed_at="2030-01-01T00:00:00Z", online=False)
     response = poll(widget)
     assert response.headers["HX-Retarget"] == "#tvwidget-widget"
     assert 'data-tvwidget-state="idle"' in response.text
@@ -166,11 +125,11 @@ def test_expired_case_shows_expired_without_asking_teamviewer(app, teamviewer, l
 
 
 @pytest.mark.parametrize("failure", [
-    _json(403, {"error": "rate_limit_reached", "error_description": "Too many calls"}),
+    json_response(403, {"error": "rate_limit_reached", "error_description": "Too many calls"}),
     # The 60-s back-off is longer than any Retry-After the client honours (capped at 60 s).
     Response(json.dumps({"error": "too_many_requests"}), status=429, content_type="application/json",
              headers={"Retry-After": "2"}),
-    _json(500, {"error": "internal_error"}),
+    json_response(500, {"error": "internal_error"}),
 ], ids=["403 rate_limit_reached", "429 Retry-After 2", "500"])
 def test_rate_limit_or_outage_says_unavailable_quietly_and_backs_off(app, teamviewer, launch, failure):
     widget = launch()
@@ -198,7 +157,7 @@ def test_status_refuses_requests_without_the_widget_credential(app, client):
 
 def test_many_concurrent_pollers_ask_teamviewer_at_most_once_per_window(app_factory, teamviewer, launch):
     """20 agents polling as fast as they can for 3 s with a 1-s window: calls at least 1 s apart."""
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.server.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url, TEAMVIEWER_RETRIES=0,
                       STATUS_CACHE_SECONDS=1)
     connect(app)
     from ..conftest import Widget, make_token
@@ -235,82 +194,47 @@ def test_many_concurrent_pollers_ask_teamviewer_at_most_once_per_window(app_fact
     assert all(later - earlier > 0.5 for earlier, later in zip(gets, gets[1:]))
 
 
+WINDOW = 3  # seconds of status cache for the gunicorn test
+
+
+@pytest.fixture
+def server_settings():
+    """gunicorn's tvwidget (conftest's ``gunicorn`` fixture) caches live status for WINDOW seconds."""
+    return {"TVWIDGET_STATUS_CACHE_SECONDS": str(WINDOW)}
+
+
 @pytest.mark.slow
-def test_pollers_on_four_gunicorn_workers_share_one_teamviewer_call_per_window(database_url, teamviewer, smtp,
-                                                                                  tmp_path):
+def test_pollers_on_four_gunicorn_workers_share_one_teamviewer_call_per_window(gunicorn, teamviewer):
     """24 agents on 4 worker processes poll one case for 12 s with a 3-s cache: TeamViewer sees <= 5 calls.
 
     Prints the calls per case per minute (the README's figure: 60 / window at most, 4 with the default 15 s).
     """
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    base, window, duration = gunicorn, WINDOW, 12.0
+    html = requests.get(base + "/embed/widget", params={"token": make_token()}, timeout=10).text
+    credential = re.search(r'"X-TVWidget-Credential": "([^"]+)"', html).group(1)
+    opened = requests.post(base + "/embed/widget/play", timeout=30, headers={
+        "X-TVWidget-Credential": credential, "HX-Request": "true", "Sec-Fetch-Site": "same-origin"})
+    assert 'data-tvwidget-state="open"' in opened.text
+    credential = re.search(r'"X-TVWidget-Credential": "([^"]+)"', opened.text).group(1)
+    polls, errors = [], []
+    end = time.monotonic() + duration
 
-    import requests
-
-    from tvwidget import create_app
-
-    from ..conftest import EMBED_SECRET, HOST_API_KEY, free_port, make_token
-
-    root = Path(__file__).resolve().parents[2]
-    window, duration = 3, 12.0
-    env = os.environ | {
-        "TVWIDGET_ENV": "development", "TVWIDGET_SQLALCHEMY_DATABASE_URI": database_url,
-        "TVWIDGET_TEAMVIEWER_API_URL": teamviewer.server.url_for("/api/v1"), "TVWIDGET_EMBED_SECRET": EMBED_SECRET,
-        "TVWIDGET_HOST_API_KEY": HOST_API_KEY, "TVWIDGET_MAIL_SERVER": "127.0.0.1",
-        "TVWIDGET_MAIL_PORT": str(smtp.port), "TVWIDGET_STATUS_CACHE_SECONDS": str(window), "PYTHONPATH": str(root),
-    }
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env,
-                   check=True, capture_output=True)
-    setup = create_app({"ENV": "development", "SQLALCHEMY_DATABASE_URI": database_url})
-    connect(setup)
-    with setup.app_context():
-        db.engine.dispose()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "4", "--threads", "8", "-k", "gthread", "-b", f"127.0.0.1:{port}",
-         "--graceful-timeout", "2", "wsgi:app"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
+    def agent():
+        with requests.Session() as http:
             try:
-                requests.get(base + "/embed/widget", timeout=5).close()
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        html = requests.get(base + "/embed/widget", params={"token": make_token()}, timeout=10).text
-        credential = re.search(r'"X-TVWidget-Credential": "([^"]+)"', html).group(1)
-        opened = requests.post(base + "/embed/widget/play", timeout=30, headers={
-            "X-TVWidget-Credential": credential, "HX-Request": "true", "Sec-Fetch-Site": "same-origin"})
-        assert 'data-tvwidget-state="open"' in opened.text
-        credential = re.search(r'"X-TVWidget-Credential": "([^"]+)"', opened.text).group(1)
-        polls, errors = [], []
-        end = time.monotonic() + duration
+                while time.monotonic() < end:
+                    response = http.get(base + "/embed/widget/status", params={"code": CODE}, timeout=10,
+                                        headers={"X-TVWidget-Credential": credential, "HX-Request": "true"})
+                    polls.append(response.status_code)
+                    time.sleep(0.05)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
 
-        def agent():
-            with requests.Session() as http:
-                try:
-                    while time.monotonic() < end:
-                        response = http.get(base + "/embed/widget/status", params={"code": CODE}, timeout=10,
-                                            headers={"X-TVWidget-Credential": credential, "HX-Request": "true"})
-                        polls.append(response.status_code)
-                        time.sleep(0.05)
-                except Exception as exc:  # noqa: BLE001 - reported below
-                    errors.append(exc)
-
-        threads = [threading.Thread(target=agent) for _ in range(24)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+    threads = [threading.Thread(target=agent) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
     assert not errors and set(polls) == {200}
     gets = teamviewer.gets
     per_minute = len(gets) * 60 / duration

@@ -4,8 +4,6 @@ Each race ends in one consistent state: one comment per finished case, no
 TeamViewer session without a case, no case stuck in ``creating``, no error
 page, and ``database is locked`` never reaching anyone.
 """
-import json
-import os
 import re
 import subprocess
 import sys
@@ -19,219 +17,20 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
-from tvwidget import create_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, CaseState, Comment, IntegrationSettings, ServiceCase, utcnow
 
-from ..conftest import EMBED_SECRET, HOST_API_KEY, connect, free_port, make_token, ticket_claim
+from ..conftest import HOST_API_KEY, connect
+from ..processes import Admin, Agent, together
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_PATH = re.compile(r"^/api/v1/sessions/(s[0-9-]+)$")
 
 
-@pytest.fixture
-def teamviewer():
-    """A TeamViewer double over HTTP that knows which sessions are open, slow enough to widen races.
-
-    ``sessions`` maps each code it created to ``open`` or ``closed``; ``delays``
-    is how long it takes to answer a create (POST) and a close (PUT), after
-    having done it.
-    """
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    server.calls = Counter()
-    server.sessions = {}
-    server.delays = {"POST": 0.5, "PUT": 0.2}
-    lock = threading.Lock()
-
-    def reply(code):
-        link = code.replace("-", "")
-        return Response(json.dumps({
-            "code": code, "state": server.sessions[code].capitalize(), "valid_until": "2099-01-01T00:00:00Z",
-            "supporter_link": f"https://tv.test/{link}-x", "end_customer_link": f"https://tv.test/{link}",
-        }), 200, content_type="application/json")
-
-    def create(request):
-        with lock:
-            server.calls["POST"] += 1
-            code = f"s1-{len(server.sessions) // 1000:03d}-{len(server.sessions) % 1000:03d}"
-            server.sessions[code] = "open"
-        time.sleep(server.delays["POST"])
-        return reply(code)
-
-    def one(request):
-        code = SESSION_PATH.match(request.path).group(1)
-        with lock:
-            server.calls[request.method] += 1
-            if code not in server.sessions:
-                return Response('{"error": "NotFound"}', 404, content_type="application/json")
-            if request.method == "PUT":
-                server.sessions[code] = "closed"
-        if request.method == "PUT":
-            time.sleep(server.delays["PUT"])
-            return Response("", 204)
-        return reply(code)
-
-    server.expect_request("/api/v1/sessions", method="POST").respond_with_handler(create)
-    server.expect_request(SESSION_PATH).respond_with_handler(one)
-    server.live = lambda: {code for code, state in server.sessions.items() if state == "open"}
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server_env(database_url, teamviewer, smtp):
-    """The environment tvwidget's processes (gunicorn, the ``flask`` CLI) run with."""
-    return os.environ | {
-        "TVWIDGET_ENV": "development",
-        "TVWIDGET_SQLALCHEMY_DATABASE_URI": database_url,
-        "TVWIDGET_TEAMVIEWER_API_URL": teamviewer.url_for("/api/v1"),
-        "TVWIDGET_EMBED_SECRET": EMBED_SECRET,
-        "TVWIDGET_HOST_API_KEY": HOST_API_KEY,
-        "TVWIDGET_MAIL_SERVER": "127.0.0.1",
-        "TVWIDGET_MAIL_PORT": str(smtp.port),
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-@pytest.fixture
-def local_app(server_env, database_url):
-    """The same database seen from the test's own process (migrated with ``flask db upgrade``, connected)."""
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=server_env,
-                   check=True, capture_output=True)
-    app = create_app({"ENV": "development", "SQLALCHEMY_DATABASE_URI": database_url})
-    connect(app)
-    try:
-        yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-@pytest.fixture
-def gunicorn(local_app, server_env, tmp_path):
-    """tvwidget under gunicorn with 4 worker processes; its log is ``tmp_path / "gunicorn.log"``."""
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "4", "--threads", "8", "-k", "gthread", "-b", f"127.0.0.1:{port}",
-         "--graceful-timeout", "2", "wsgi:app"],
-        cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/embed/widget", timeout=5).close()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
-HEADERS = {"HX-Request": "true", "Sec-Fetch-Site": "same-origin"}
-
-
-def _checked(response):
-    """Return ``response`` after asserting nobody sees an error page or the database's own words."""
-    assert response.status_code < 500, response.text
-    assert "database is locked" not in response.text and "Traceback" not in response.text
-    return response
-
-
-class Agent:
-    """One browser tab: a launched widget talking to gunicorn over HTTP.
-
-    Each request opens its own connection: a kept-alive one that gunicorn
-    closes as idle just as a request goes out fails in the client, not in tvwidget.
-    """
-
-    def __init__(self, base: str, ticket: str = "T-1", **claims):
-        self.base = base
-        self.html = _checked(requests.get(base + "/embed/widget", timeout=10, params={
-            "token": make_token(ticket=ticket_claim(ticket), **claims)})).text
-        self.credential = re.search(r'"X-TVWidget-Credential": "([^"]+)"', self.html).group(1)
-
-    def post(self, action: str):
-        key = re.search(r'"idempotency_key": "([0-9a-f]{32})"', self.html)
-        response = _checked(requests.post(self.base + f"/embed/widget/{action}", timeout=30,
-                                          data={"idempotency_key": key.group(1)} if key else {},
-                                          headers={"X-TVWidget-Credential": self.credential} | HEADERS))
-        self.html = response.text
-        return response
-
-    def poll(self, code: str):
-        """Ask for the case's live status as the open widget does every few seconds (leaves the page as it is)."""
-        return _checked(requests.get(self.base + "/embed/widget/status", params={"code": code}, timeout=30,
-                                     headers={"X-TVWidget-Credential": self.credential} | HEADERS))
-
-    def state(self):
-        return re.search(r'data-tvwidget-state="([a-z]+)"', self.html).group(1)
-
-    def code(self):
-        return re.search(r'data-tvwidget-field="session-code"[^>]*>\s*([^<\s]+)', self.html).group(1)
-
-
-class Admin:
-    """The admin area in another tab (its session cookie is Secure, so sent by hand over plain HTTP)."""
-
-    def __init__(self, base: str):
-        self.base = base
-        response = requests.get(base + "/embed/admin", allow_redirects=False, timeout=10, params={
-            "token": make_token(role="admin", ticket=None, sub="admin-1", name="Ada Admin")})
-        assert response.status_code == 303, response.text
-        self.cookies = dict(response.cookies)
-        page = self._send("GET", "/embed/admin/revoke")
-        self.cookies |= dict(page.cookies)  # the CSRF secret now lives in the session
-        self.csrf = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.text).group(1)
-
-    def _send(self, method, path, **kwargs):
-        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        return _checked(requests.request(method, self.base + path, allow_redirects=False, timeout=30,
-                                         headers={"Cookie": cookie, "Sec-Fetch-Site": "same-origin"}, **kwargs))
-
-    def revoke(self):
-        return self._send("POST", "/embed/admin/revoke", data={"csrf_token": self.csrf})
-
-
-def _together(jobs, start: float | None = None):
-    """Run each ``(delay, call)`` in its own thread, ``delay`` seconds after one common start (``time.time()``
-    seconds; soon by default), and return what each returned."""
-    start = start or time.time() + 0.3
-    results = [None] * len(jobs)
-
-    def run(index, delay, call):
-        time.sleep(max(0.0, start + delay - time.time()))
-        try:
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - re-raised below, in the test's thread
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i, *job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return results
-
-
 def _all_at_once(agents, action):
-    return dict(zip(agents, [r.status_code for r in _together([(0, partial(a.post, action)) for a in agents])]))
+    return dict(zip(agents, [r.status_code for r in together([(0, partial(a.post, action)) for a in agents])]))
 
 
 def _comments(base, ticket="T-1"):
@@ -278,7 +77,7 @@ def _assert_consistent(app, teamviewer, tmp_path):
 def test_24_simultaneous_plays_on_4_workers_make_one_session(gunicorn, teamviewer, smtp, local_app, tmp_path):
     agents = [Agent(gunicorn, sub=f"agent-{n}") for n in range(24)]
     statuses = _all_at_once(agents, "play")
-    assert teamviewer.calls["POST"] == 1
+    assert teamviewer.session_calls("POST") == 1
     assert set(statuses.values()) == {200}
     assert {a.state() for a in agents} == {"open"}
     assert {a.code() for a in agents} == teamviewer.live()
@@ -304,7 +103,7 @@ def test_two_stops_then_two_plays_end_consistent(gunicorn, teamviewer, local_app
     assert len(_comments(gunicorn)) == 1
     third, fourth = Agent(gunicorn, sub="agent-3"), Agent(gunicorn, sub="agent-4")
     _all_at_once([third, fourth], "play")
-    assert teamviewer.calls["POST"] == 2
+    assert teamviewer.session_calls("POST") == 2
     assert third.state() == fourth.state() == "open"
     _assert_consistent(local_app, teamviewer, tmp_path)
 
@@ -338,7 +137,7 @@ def test_stop_races_expiry_by_status_polls_and_cron(gunicorn, teamviewer, local_
     try:
         for _ in range(rounds):
             agents = [Agent(gunicorn, ticket=ticket, sub=f"agent-{ticket}") for ticket in tickets]
-            assert {r.status_code for r in _together([(0, partial(a.post, "play")) for a in agents])} == {200}
+            assert {r.status_code for r in together([(0, partial(a.post, "play")) for a in agents])} == {200}
             codes = [agent.code() for agent in agents]
             start, now = time.time() + 0.5, utcnow() + timedelta(seconds=0.5)
             with local_app.app_context():
@@ -349,7 +148,7 @@ def test_stop_races_expiry_by_status_polls_and_cron(gunicorn, teamviewer, local_
             jobs = [(0, partial(agent.post, "stop")) for agent in agents]
             jobs += [(0.3 * n, partial(agent.poll, code)) for agent, code in zip(agents, codes) for n in range(5)]
             jobs.append((0, partial(_expire_cases_for, local_app, 1.4)))
-            *responses, cron_outputs = _together(jobs, start)
+            *responses, cron_outputs = together(jobs, start)
             sent.update(play=len(agents), stop=len(agents), poll=len(responses) - len(agents),
                         cli=len(cron_outputs))
             found = {case[2]: case for case in _cases(local_app).values()}
@@ -380,9 +179,9 @@ def test_revoke_during_plays_is_all_or_nothing(gunicorn, teamviewer, local_app, 
     iterations, outcomes, sent = 12, Counter(), Counter()
     for n in range(iterations):
         agents = [Agent(gunicorn, ticket=ticket, sub=f"agent-{ticket}") for ticket in tickets]
-        created = teamviewer.calls["POST"]
+        created = teamviewer.session_calls("POST")
         # Plays at 0, 10 and 20 ms; the revoke well before, just before, between and after their claims.
-        *plays, revoke = _together([(0.01 * i, partial(agent.post, "play")) for i, agent in enumerate(agents)]
+        *plays, revoke = together([(0.01 * i, partial(agent.post, "play")) for i, agent in enumerate(agents)]
                                    + [((-0.1, -0.03, -0.01, 0, 0.01, 0.02)[n % 6], admin.revoke)])
         sent.update(play=len(plays), revoke=1)
         with local_app.app_context():
@@ -391,7 +190,7 @@ def test_revoke_during_plays_is_all_or_nothing(gunicorn, teamviewer, local_app, 
             assert "revoked=1" in revoke.headers["Location"] and not connected
             assert [p.status_code for p in plays] == [409] * len(plays), (_cases(local_app), _audit(local_app))
             assert all("TeamViewer is not connected" in p.text for p in plays)
-            assert teamviewer.calls["POST"] == created
+            assert teamviewer.session_calls("POST") == created
             outcomes["revoked, plays refused"] += 1
             connect(local_app)
         else:
@@ -399,7 +198,7 @@ def test_revoke_during_plays_is_all_or_nothing(gunicorn, teamviewer, local_app, 
             assert [p.status_code for p in plays] == [200] * len(plays)
             assert {agent.state() for agent in agents} == {"open"}
             outcomes["revoke refused, plays open"] += 1
-            assert [r.status_code for r in _together([(0, partial(a.post, "stop")) for a in agents])] == \
+            assert [r.status_code for r in together([(0, partial(a.post, "stop")) for a in agents])] == \
                 [200] * len(agents)
             sent.update(stop=len(agents))
         _assert_consistent(local_app, teamviewer, tmp_path)
@@ -416,11 +215,11 @@ def test_stop_and_play_at_once_end_consistent(gunicorn, teamviewer, local_app, t
     for _ in range(rounds):
         stoppers = [Agent(gunicorn, ticket=ticket, sub="agent-a") for ticket in tickets]
         idle = [agent for agent in stoppers if agent.state() != "open"]
-        assert {r.status_code for r in _together([(0, partial(a.post, "play")) for a in idle])} <= {200}
+        assert {r.status_code for r in together([(0, partial(a.post, "play")) for a in idle])} <= {200}
         sent.update(play=len(idle))
         codes = [agent.code() for agent in stoppers]
         players = [Agent(gunicorn, ticket=ticket, sub="agent-b") for ticket in tickets]
-        responses = _together([(0, partial(a.post, "stop")) for a in stoppers]
+        responses = together([(0, partial(a.post, "stop")) for a in stoppers]
                               + [(offset, partial(a.post, "play")) for a, offset in zip(players, offsets)])
         sent.update(stop=len(stoppers), play=len(players))
         assert {r.status_code for r in responses} == {200}

@@ -1,22 +1,21 @@
 """One valid case per ticket, under concurrent presses and directly in the database (F3)."""
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
-from tvwidget.storage.models import CaseState, ServiceCase, Ticket, utcnow
+from tvwidget.storage.models import CaseState, EmailMessage, ServiceCase, Ticket, utcnow
 
-from ..conftest import HOST_API_KEY, Widget, connect, make_token
+from ..conftest import HOST_API_KEY, Widget, connect, make_token, open_widget
 
 
 @pytest.fixture
-def slow_teamviewer():
-    """A TeamViewer double that takes a moment to create, widening the race window; counts creates."""
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
+def slow_teamviewer(teamviewer_server):
+    """A TeamViewer that takes a moment to create, widening the race window; counts creates."""
+    server = teamviewer_server
     creates = []
 
     def create(request):
@@ -28,9 +27,7 @@ def slow_teamviewer():
 
     server.expect_request("/api/v1/sessions", method="POST").respond_with_handler(create)
     server.creates = creates
-    yield server
-    server.clear()
-    server.stop()
+    return server
 
 
 def test_many_simultaneous_plays_make_one_teamviewer_session(app_factory, slow_teamviewer):
@@ -100,3 +97,107 @@ def test_simultaneous_closes_of_an_unseen_ticket_all_succeed(app):
     with app.app_context():
         closed = db.session.scalars(sa.select(Ticket).where(Ticket.id.like("NEW-%"))).all()
         assert len(closed) == 5 and {t.status for t in closed} == {"closed"} and all(t.closed_at for t in closed)
+
+
+# ==========================================================================================================
+# 30 (and 22). TeamViewer made the session, then the local commit failed
+# ==========================================================================================================
+
+FAIL_OPEN = {
+    "sqlite": ["CREATE TRIGGER tvwidget_test_fail_open BEFORE UPDATE OF state ON tvwidget_service_cases "
+               "WHEN NEW.state = 'open' BEGIN SELECT RAISE(ABORT, 'injected: the commit after TeamViewer failed'); "
+               "END"],
+    # SQLSTATE 08006 (connection failure): what a database lost between the call and the commit raises.
+    "postgresql": ["CREATE FUNCTION tvwidget_test_fail_open() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "RAISE EXCEPTION 'injected: the commit after TeamViewer failed' USING ERRCODE = '08006'; END $$",
+                   "CREATE TRIGGER tvwidget_test_fail_open BEFORE UPDATE OF state ON tvwidget_service_cases "
+                   "FOR EACH ROW WHEN (NEW.state = 'open') EXECUTE FUNCTION tvwidget_test_fail_open()"],
+}
+
+
+def _trigger(app, install: bool) -> None:
+    with app.app_context(), db.engine.begin() as connection:
+        dialect = connection.dialect.name
+        if install:
+            for statement in FAIL_OPEN[dialect]:
+                connection.exec_driver_sql(statement)
+        else:
+            connection.exec_driver_sql("DROP TRIGGER tvwidget_test_fail_open" + (
+                " ON tvwidget_service_cases" if dialect == "postgresql" else ""))
+
+
+@pytest.mark.parametrize("next_step", ["reconcile", "press play again"])
+def test_30_a_lost_commit_after_teamviewer_ends_with_one_live_session_and_one_case(app_factory, teamviewer, smtp,
+                                                                                    next_step):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url, TEAMVIEWER_RETRIES=0, PROPAGATE_EXCEPTIONS=False)
+    connect(app)
+    widget = open_widget(app)
+    _trigger(app, install=True)
+    response = widget.play()
+    assert response.status_code in (500, 503) and "Traceback" not in response.text
+    _trigger(app, install=False)
+    assert [s["state"] for s in teamviewer.sessions.values()] == ["Open"]  # TeamViewer did make it
+    with app.app_context():
+        (case,) = db.session.scalars(sa.select(ServiceCase)).all()
+        assert case.state == CaseState.CREATING and case.code is None  # the intent row, committed before the call
+        # Checklist 22: the invitation was in the rolled-back transaction: no outbox row, no mail.
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(EmailMessage)) == 0
+        # Time passes beyond the client's timeouts (the row's request is certainly over).
+        case.opened_at -= timedelta(minutes=5)
+        db.session.commit()
+    assert smtp.messages == []
+    reloaded = open_widget(app)
+    assert reloaded.state() == "idle"  # a stuck "creating" is offered as retryable, not as a spinner
+
+    if next_step == "press play again":
+        reloaded.play()
+        assert reloaded.state() == "open"
+    result = app.test_cli_runner().invoke(args=["tvwidget", "reconcile"])
+    assert result.exit_code == 0, result.output
+    again = app.test_cli_runner().invoke(args=["tvwidget", "reconcile"])
+    assert "adopted 0, failed 0, closed at TeamViewer 0" in again.output
+
+    live = [code for code, s in teamviewer.sessions.items() if s["state"] == "Open"]
+    with app.app_context():
+        active = db.session.scalars(sa.select(ServiceCase).where(ServiceCase.state.in_(CaseState.ACTIVE))).all()
+        assert [case.code for case in active] == live and len(live) == 1
+    expected = "adopted 1, failed 0, closed at TeamViewer 0" if next_step == "reconcile" else \
+        "adopted 0, failed 0, closed at TeamViewer 1"
+    assert expected in result.output
+    assert open_widget(app).field("session-code") == live[0]
+
+
+# ==========================================================================================================
+# 31. The partial unique index under racing writers
+# ==========================================================================================================
+
+def test_31_racing_inserts_leave_one_active_case_and_the_losers_get_integrity_errors(app):
+    with app.app_context():
+        db.session.add(Ticket(id="T-1"))
+        db.session.commit()
+    barrier = threading.Barrier(8)
+    outcomes = []
+
+    def insert(number):
+        with app.app_context():
+            barrier.wait(10)
+            try:
+                with db.engine.begin() as connection:  # no application check: the database alone decides
+                    connection.execute(sa.insert(ServiceCase.__table__).values(
+                        ticket_id="T-1", state=(CaseState.CREATING, CaseState.OPEN)[number % 2],
+                        idempotency_key=f"race-{number}", group_name="BOSS", opened_at=utcnow(),
+                        opened_by_id="agent-1", opened_by_name="", opened_by_email=""))
+                outcomes.append("inserted")
+            except sa.exc.IntegrityError:
+                outcomes.append("IntegrityError")
+            except sa.exc.OperationalError as exc:  # "database is locked" would land here
+                outcomes.append(f"OperationalError: {exc.orig}")
+
+    threads = [threading.Thread(target=insert, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["IntegrityError"] * 7 + ["inserted"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ServiceCase)) == 1

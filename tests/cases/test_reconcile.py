@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
 from tvwidget.storage.models import (
@@ -22,17 +21,8 @@ from ..conftest import connect
 
 
 @pytest.fixture
-def teamviewer():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def app(app_factory, teamviewer):
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"), TEAMVIEWER_RETRIES=0)
+def app(app_factory, teamviewer_server):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"), TEAMVIEWER_RETRIES=0)
     connect(app)
     return app
 
@@ -52,7 +42,7 @@ def _run(app):
     return app.test_cli_runner().invoke(args=["tvwidget", "reconcile"])
 
 
-def test_reconcile_adopts_closes_and_leaves_live_cases_alone(app, teamviewer):
+def test_reconcile_adopts_closes_and_leaves_live_cases_alone(app, teamviewer_server):
     with app.app_context():
         for ticket in ("A", "B", "C", "D", "E"):
             db.session.add(Ticket(id=ticket))
@@ -65,13 +55,13 @@ def test_reconcile_adopts_closes_and_leaves_live_cases_alone(app, teamviewer):
             _case("E", CaseState.OPEN, "k-live", code="s55-555-555", valid_until=utcnow() + timedelta(hours=3)),
         ])
         db.session.commit()
-    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
+    teamviewer_server.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
         _remote("s11-111-111", "k-adopt"), _remote("s33-333-333", "k-timeout"),
         _remote("s44-444-444", "k-expired"), _remote("s55-555-555", "k-live"),
         {"code": "s99-999-999", "state": "Open"},  # not ours: no custom_api key
     ]})
     for code in ("s33-333-333", "s44-444-444"):
-        teamviewer.expect_oneshot_request(f"/api/v1/sessions/{code}", method="PUT",
+        teamviewer_server.expect_oneshot_request(f"/api/v1/sessions/{code}", method="PUT",
                                           json={"state": "closed"}).respond_with_data("", 204)
     result = _run(app)
     assert result.exit_code == 0, result.output
@@ -82,12 +72,12 @@ def test_reconcile_adopts_closes_and_leaves_live_cases_alone(app, teamviewer):
         assert db.session.scalar(sa.select(ServiceCase.code).where(ServiceCase.ticket_id == "A")) == "s11-111-111"
         kinds = db.session.scalars(sa.select(AuditEvent.kind)).all()
         assert kinds.count("orphan_closed") == 2 and "case_adopted" in kinds
-    puts = [entry[0].path for entry in teamviewer.log if entry[0].method == "PUT"]
+    puts = [entry[0].path for entry in teamviewer_server.log if entry[0].method == "PUT"]
     assert sorted(puts) == ["/api/v1/sessions/s33-333-333", "/api/v1/sessions/s44-444-444"]
 
 
-def test_an_adopted_case_gets_its_invitation_and_webhook_event(app_factory, teamviewer, smtp):
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
+def test_an_adopted_case_gets_its_invitation_and_webhook_event(app_factory, teamviewer_server, smtp):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
                       HOST_WEBHOOK_URL="https://helpdesk.example/hooks/tvwidget")
     connect(app)
     with app.app_context():
@@ -96,7 +86,7 @@ def test_an_adopted_case_gets_its_invitation_and_webhook_event(app_factory, team
         db.session.add_all([_case("A", CaseState.CREATING, "k-a", opened_by_name="Alex Morgan"),
                             _case("B", CaseState.CREATING, "k-b", opened_by_name="Alex Morgan")])
         db.session.commit()
-    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
+    teamviewer_server.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
         _remote("s11-111-111", "k-a"), _remote("s22-222-222", "k-b")]})
     assert "adopted 2" in _run(app).output
     with app.app_context():
@@ -114,42 +104,42 @@ def test_an_adopted_case_gets_its_invitation_and_webhook_event(app_factory, team
         assert db.session.scalar(sa.select(sa.func.count()).select_from(EmailMessage)) == 1
 
 
-def test_reconcile_twice_changes_nothing_more(app, teamviewer):
+def test_reconcile_twice_changes_nothing_more(app, teamviewer_server):
     with app.app_context():
         db.session.add(Ticket(id="A"))
         db.session.add(_case("A", CaseState.CREATING, "k-gone"))
         db.session.commit()
-    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": []})
+    teamviewer_server.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": []})
     assert "failed 1" in _run(app).output
     assert "adopted 0, failed 0, closed at TeamViewer 0" in _run(app).output
 
 
-def test_a_young_creating_row_is_left_to_its_request(app, teamviewer):
+def test_a_young_creating_row_is_left_to_its_request(app, teamviewer_server):
     with app.app_context():
         db.session.add(Ticket(id="A"))
         db.session.add(_case("A", CaseState.CREATING, "k-young", age=timedelta(seconds=2)))
         db.session.commit()
-    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": []})
+    teamviewer_server.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": []})
     _run(app)
     with app.app_context():
         assert db.session.scalar(sa.select(ServiceCase.state)) == CaseState.CREATING
 
 
-def test_reconcile_follows_teamviewers_pages(app, teamviewer):
+def test_reconcile_follows_teamviewers_pages(app, teamviewer_server):
     with app.app_context():
         db.session.add(Ticket(id="A"))
         db.session.add(_case("A", CaseState.FAILED, "k-page2", error="timeout"))
         db.session.commit()
-    teamviewer.expect_ordered_request("/api/v1/sessions", method="GET").respond_with_json(
+    teamviewer_server.expect_ordered_request("/api/v1/sessions", method="GET").respond_with_json(
         {"sessions": [_remote("s10-000-001", "other")], "next_offset": "s10-000-001", "sessions_remaining": 1})
-    teamviewer.expect_ordered_request("/api/v1/sessions", method="GET",
+    teamviewer_server.expect_ordered_request("/api/v1/sessions", method="GET",
                                       query_string={"state": "open", "full_list": "true",
                                                     "offset": "s10-000-001"}).respond_with_json(
         {"sessions": [_remote("s20-000-002", "k-page2")]})
-    teamviewer.expect_request("/api/v1/sessions/s20-000-002", method="PUT").respond_with_data("", 204)
+    teamviewer_server.expect_request("/api/v1/sessions/s20-000-002", method="PUT").respond_with_data("", 204)
     assert "closed at TeamViewer 1" in _run(app).output
     # s10-000-001 carries a key no case here has: another installation's session, left alone.
-    assert [e[0].path for e in teamviewer.log if e[0].method == "PUT"] == ["/api/v1/sessions/s20-000-002"]
+    assert [e[0].path for e in teamviewer_server.log if e[0].method == "PUT"] == ["/api/v1/sessions/s20-000-002"]
 
 
 def test_reconcile_without_a_connection_says_so(app_factory):
@@ -157,7 +147,7 @@ def test_reconcile_without_a_connection_says_so(app_factory):
     assert result.exit_code == 0 and "not connected" in result.output
 
 
-def test_an_adopted_case_keeps_whose_teamviewer_it_was_assigned_to(app, teamviewer):
+def test_an_adopted_case_keeps_whose_teamviewer_it_was_assigned_to(app, teamviewer_server):
     """A play that died after TeamViewer assigned its case (G7): the adopted case names the assignee."""
     with app.app_context():
         db.session.add(Ticket(id="A"))
@@ -165,7 +155,7 @@ def test_an_adopted_case_keeps_whose_teamviewer_it_was_assigned_to(app, teamview
         db.session.add(DirectoryUser(userid="u201", name="Alex Morgan", email="alex@x.example",
                                      email_key="alex@x.example", active=True))
         db.session.commit()
-    teamviewer.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
+    teamviewer_server.expect_request("/api/v1/sessions", method="GET").respond_with_json({"sessions": [
         _remote("s11-111-111", "k-assigned") | {"assigned_userid": "u201"}]})
     assert _run(app).exit_code == 0
     with app.app_context():

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..helpers import csrf
+
 TICKET = "DEMO-1001"
 HX_HEADERS_RE = re.compile(r"hx-headers='([^']*)'")
 HX_VALS_RE = re.compile(r"""data-tvwidget-action="play"[^>]*hx-vals='([^']*)'""")
@@ -19,7 +21,6 @@ CODE_RE = re.compile(r'data-tvwidget-field="session-code">([^<]+)<')
 CUSTOMER_LINK_RE = re.compile(r'data-tvwidget-field="customer-link" href="([^"]+)"')
 EMBED_SCRIPT_RE = re.compile(r'<script src="([^"]+/embed/embed\.js\?v=[0-9a-f]+)" async>')
 EMBED_TOKEN_RE = re.compile(r'data-tvwidget-embed data-tvwidget-token="([^"]+)"')
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLOSE_RESULT_RE = re.compile(r'data-demo-close-status="(\d+)">([^<]*)<')
 
 
@@ -33,7 +34,7 @@ def _widget_call(http, url, fragment, data):
 def _close_ticket(host, base):
     """Press the demo page's close button (a CSRF-protected form) and return the page it redirects to."""
     page = host.get(f"{base}/demo/ticket/{TICKET}", timeout=10)
-    token = CSRF_RE.search(page.text).group(1)
+    token = csrf(page)
     response = host.post(f"{base}/demo/ticket/{TICKET}/close", data={"csrf_token": token}, timeout=10)
     assert response.status_code == 200 and response.history and response.history[0].status_code == 303
     status, message = CLOSE_RESULT_RE.search(response.text).groups()

@@ -15,6 +15,7 @@ from tvwidget.extensions import db
 from tvwidget.storage.models import IntegrationSettings
 
 from ..conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk, make_token
+from ..helpers import csrf
 
 TVWIDGET_SECRET = "tvwidget-own-secret-key-0123456789abcdef-0123"
 TVWIDGET_COMPANY = "Remote Desk Partners"
@@ -94,7 +95,7 @@ def use_admin_area(client, language: str, title: str, saved: str, group: str) ->
     page = client.get("/embed/admin/settings")
     assert page.status_code == 200 and title in page.text
     assert client.post("/embed/admin/settings", data={"group_name": group}).status_code == 400  # no CSRF token
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    token = csrf(page)
     saved_response = client.post("/embed/admin/settings", data={"csrf_token": token, "group_name": group})
     assert saved_response.status_code == 303, saved_response.text
     assert saved in client.get(saved_response.headers["Location"]).text

@@ -1,18 +1,33 @@
 """Launch tokens and the widget credential (host contract; RELIABILITY checklist 1-7, 11-12)."""
 import base64
+import hashlib
 import json
+import logging
+import os
+import re
 import threading
 import time
+from datetime import UTC, datetime
 
+import jwt
 import pytest
+import requests
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from freezegun import freeze_time
+from hypothesis import HealthCheck, given, settings, strategies as st
 from itsdangerous import URLSafeTimedSerializer
+from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
 from tvwidget.host import tokens as host
 from tvwidget.storage.models import ServiceCase, Ticket
 
-from ..conftest import make_token, ticket_claim
+from ..conftest import EMBED_SECRET, connect, make_token, open_widget, ticket_claim
+from ..helpers import table_checksums
+from ..live import serve
+
+LEEWAY = 10  # LAUNCH_TOKEN_LEEWAY's default
 
 
 def _launch(client, token):
@@ -213,3 +228,224 @@ def test_a_compressed_credential_is_read(connected_app, launch):
     response = widget.client.get("/embed/widget/panel", headers={"X-TVWidget-Credential": compressed,
                                                                    "HX-Request": "true"})
     assert response.status_code == 200 and 'data-tvwidget-state="idle"' in response.text
+
+
+# ==========================================================================================================
+# 1-4. Launch tokens
+# ==========================================================================================================
+
+def _part(data) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _altered(token: str, **claims) -> str:
+    """The token with claims changed and the original signature kept."""
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return ".".join((header, _part(body | claims), signature))
+
+
+FORGED = {
+    "wrong key": lambda **c: make_token(secret="another-installation-secret-0123456789abcdef", **c),
+    "altered claim": lambda **c: _altered(make_token(**c), sub="someone-else", role="admin"),
+    "truncated": lambda **c: make_token(**c)[:-12],
+}
+
+
+def _signed_by_hand(token: str, alg: str, digest) -> str:
+    """The token's claims under ``alg``, keyed with the right secret (PyJWT will not make it: key too short)."""
+    import hmac
+
+    header = _part({"alg": alg, "typ": "JWT"})
+    signing_input = f"{header}.{token.split('.')[1]}"
+    signature = hmac.new(EMBED_SECRET.encode(), signing_input.encode(), digest).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def _refusals(caplog):
+    return [r for r in caplog.records if r.name == "tvwidget.web.security" and "launch refused" in r.getMessage()]
+
+
+@pytest.mark.parametrize("where", ["widget", "admin"])
+@pytest.mark.parametrize("forgery", FORGED)
+def test_1_forged_launch_token_is_401_without_cookie_or_rows_and_is_logged(app, caplog, forgery, where):
+    caplog.set_level(logging.INFO)
+    claims = {} if where == "widget" else {"role": "admin", "ticket": None}
+    token = FORGED[forgery](**claims)
+    before = table_checksums(app)
+    assert sum(count for count, _ in before.values()) == 0
+    client = app.test_client()
+    for response in (client.get(f"/embed/{where}", query_string={"token": token}),
+                     client.post(f"/embed/{where}", data={"token": token})):
+        assert response.status_code == 401, response.text
+        assert "Set-Cookie" not in response.headers
+    assert client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is None
+    assert table_checksums(app) == before  # no ticket, no spent jti, no session, no audit row: nothing
+    # The refusal is in the log (twice: GET and POST), tied to the token by a fingerprint, never the token.
+    refusals = _refusals(caplog)
+    assert len(refusals) == 2 and all(r.levelno == logging.WARNING for r in refusals)
+    assert all(hashlib.sha256(token.encode()).hexdigest()[:12] in r.getMessage() for r in refusals)
+    assert all("HTTP 401" in r.getMessage() for r in refusals)
+    assert token not in caplog.text and token.split(".")[-1] not in caplog.text
+
+
+def test_1_an_agent_token_on_the_admin_launch_is_logged_as_refused(app, caplog):
+    caplog.set_level(logging.INFO)
+    response = app.test_client().get("/embed/admin", query_string={"token": make_token(ticket=None)})
+    assert response.status_code == 403
+    assert len(_refusals(caplog)) == 1 and "HTTP 403" in _refusals(caplog)[0].getMessage()
+
+
+def test_1_accepted_launches_are_not_logged_as_refused(app, caplog):
+    caplog.set_level(logging.INFO)
+    client = app.test_client()
+    assert client.get("/embed/widget", query_string={"token": make_token()}).status_code == 200
+    assert client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)}).status_code == 303
+    assert _refusals(caplog) == []
+
+
+NOW = 1_900_000_000  # a fixed instant; the app's clock is frozen on it
+
+
+@pytest.mark.parametrize(("times", "status"), [
+    ({"iat": NOW - 600, "exp": NOW - LEEWAY - 1}, 401),   # expired, 1 s beyond the leeway
+    ({"iat": NOW - 600, "exp": NOW - LEEWAY + 1}, 200),   # expired, but 1 s inside the leeway
+    ({"nbf": NOW + LEEWAY + 1}, 401),                      # not valid yet, 1 s beyond the leeway
+    ({"nbf": NOW + LEEWAY - 1}, 200),
+    ({"iat": NOW + LEEWAY + 1, "exp": NOW + 600}, 401),    # issued in the future
+    ({"iat": NOW + LEEWAY - 1, "exp": NOW + 600}, 200),
+    ({"iat": NOW - 3601, "exp": NOW + 1}, 401),            # stale: issued more than an hour before expiry
+    ({"iat": NOW - 3599, "exp": NOW + 1}, 200),            # lifetime exactly one hour
+], ids=["exp-11s", "exp-9s", "nbf+11s", "nbf+9s", "iat+11s", "iat+9s", "iat-3601s", "iat-3599s"])
+def test_2_token_times_are_judged_to_the_second_around_the_leeway(app, times, status):
+    claims = {"iat": NOW, "exp": NOW + 600} | times
+    token = make_token(**claims)
+    with freeze_time(datetime.fromtimestamp(NOW, UTC)):
+        response = app.test_client().get("/embed/widget", query_string={"token": token})
+    assert response.status_code == status, response.text
+
+
+@pytest.fixture
+def key_server():
+    """Where a hostile token's ``jku`` points; it must never be asked."""
+    server = HTTPServer(host="127.0.0.1")
+    server.start()
+    server.expect_request(re.compile(".*")).respond_with_json({"keys": []})
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_3_header_keys_are_ignored_and_the_algorithm_is_pinned(app, key_server):
+    client = app.test_client()
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key(), as_dict=True)
+    jku = key_server.url_for("/.well-known/jwks.json")
+    refused = {
+        "RS256 with its own jwk": make_token(secret=attacker, algorithm="RS256"),
+        "RS256 with embedded jwk": jwt.encode(jwt.decode(make_token(), options={"verify_signature": False}),
+                                              attacker, algorithm="RS256", headers={"jwk": jwk, "kid": "x"}),
+        "RS256 with jku": jwt.encode(jwt.decode(make_token(), options={"verify_signature": False}),
+                                     attacker, algorithm="RS256", headers={"jku": jku, "kid": "attacker"}),
+        "HS256, attacker's secret, jku": jwt.encode(
+            jwt.decode(make_token(), options={"verify_signature": False}),
+            "attacker-secret-0123456789abcdef0123456789", algorithm="HS256", headers={"jku": jku}),
+        # Signed with the right secret, but not with the one algorithm tvwidget allows.
+        "HS384, right secret": _signed_by_hand(make_token(), "HS384", hashlib.sha384),
+        "HS512, right secret": _signed_by_hand(make_token(), "HS512", hashlib.sha512),
+        "alg none, right claims": f"{_part({'alg': 'none', 'typ': 'JWT'})}.{make_token().split('.')[1]}.",
+    }
+    for name, token in refused.items():
+        assert client.get("/embed/widget", query_string={"token": token}).status_code == 401, name
+    # Header keys change nothing either way: the right secret with a hostile jku and kid is simply accepted.
+    accepted = make_token()
+    body = jwt.decode(accepted, options={"verify_signature": False})
+    decorated = jwt.encode(body | {"jti": "decorated"}, EMBED_SECRET, algorithm="HS256",
+                           headers={"jku": jku, "kid": "../../etc/passwd", "x5u": jku})
+    assert client.get("/embed/widget", query_string={"token": decorated}).status_code == 200
+    assert key_server.log == []
+
+
+@pytest.mark.parametrize("audience", ["another-app", "tvwidget-staging", "TVWIDGET", "", ["other-app"], 42,
+                                      "https://helpdesk.example"])
+def test_4_a_token_for_another_audience_is_401(client, audience):
+    assert client.get("/embed/widget", query_string={"token": make_token(aud=audience)}).status_code == 401
+
+
+def test_4_a_token_from_another_installation_or_helpdesk_is_401(client):
+    """Each installation has its own TVWIDGET_EMBED_SECRET: a token its helpdesk signed fails here."""
+    for secret in ("secret-of-another-installation-0123456789ab", "secret-of-a-subdomain-helpdesk-0123456789"):
+        token = make_token(secret=secret, iss="https://other.helpdesk.example")
+        assert client.get("/embed/widget", query_string={"token": token}).status_code == 401
+
+
+# ==========================================================================================================
+# 6. IDOR: the widget credential alone names the ticket
+# ==========================================================================================================
+
+ID_LIKE = st.one_of(st.sampled_from(["B", "b", "B ", " B", "B\n", "%42", "../B", "B/../A", "T-1", "0", "*"]),
+                    st.text(max_size=70))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(other=ID_LIKE)
+def test_6_a_widget_credential_for_ticket_a_never_reaches_ticket_b(app_factory, teamviewer, other):
+    # Hypothesis runs every example on the same database: each gets its own pair of tickets.
+    run = os.urandom(4).hex()
+    ticket_a, ticket_b = f"A-{run}", f"B-{run}"
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url, TEAMVIEWER_RETRIES=0)
+    connect(app)
+    b = open_widget(app, ticket=ticket_claim(ticket_b))
+    b.play()
+    code_b = b.field("session-code")
+    a = open_widget(app, ticket=ticket_claim(ticket_a))
+    calls_before = len(teamviewer.calls)
+    for victim in (other, ticket_b):
+        names_b = {"ticket_id": victim, "ticket": victim, "code": code_b}
+        in_header = re.sub(r"[\x00-\x1f\x7f]", " ", victim)  # what an HTTP header can carry
+        headers = {"X-Ticket-Id": in_header, "X-TVWidget-Ticket": in_header}
+        query = "?" + "&".join(f"{key}={requests.utils.quote(value)}" for key, value in names_b.items())
+        a.post("play" + query, names_b | {"idempotency_key": os.urandom(16).hex()}, **headers)
+        assert a.state() == "open" and a.field("session-code") != code_b
+        assert a.post("replace", names_b, **headers).status_code == 409  # B's code is not A's case
+        status = a.client.get("/embed/widget/status", query_string=names_b,
+                              headers={"X-TVWidget-Credential": a.credential, "HX-Request": "true"} | headers)
+        assert code_b not in status.text
+        history = a.client.get("/embed/widget/history", query_string=names_b,
+                               headers={"X-TVWidget-Credential": a.credential} | headers)
+        assert code_b not in history.text
+    a.post("stop", names_b, **headers)
+    assert a.state() == "idle"
+    # The host API does not take a widget credential at all.
+    assert a.client.post(f"/api/v1/tickets/{ticket_b}/close",
+                         headers={"X-TVWidget-Credential": a.credential}).status_code == 401
+    # B's case is untouched here and at TeamViewer; TeamViewer heard of A only, once to open, once to close.
+    with app.app_context():
+        states = dict(db.session.execute(sa.select(ServiceCase.ticket_id, ServiceCase.state).where(
+            ServiceCase.ticket_id.in_([ticket_a, ticket_b]))).all())
+    assert states == {ticket_a: "closed", ticket_b: "open"}
+    later = teamviewer.server.log[calls_before:]
+    assert [request.method for request, _ in later] == ["POST", "PUT"]
+    assert json.loads(later[0][0].get_json()["custom_api"])["ticket_id"] == ticket_a
+    assert code_b not in later[1][0].path
+
+
+# ==========================================================================================================
+# 7. The launch token in the URL stays out of logs and pages
+# ==========================================================================================================
+
+def test_7_a_launch_token_in_the_url_is_never_logged_or_shown(app, caplog):
+    caplog.set_level(logging.DEBUG)
+    good, admin = make_token(), make_token(role="admin", ticket=None)
+    expired = make_token(iat=int(time.time()) - 4000, exp=int(time.time()) - 400)
+    bodies = []
+    with serve(app) as base:  # a real HTTP server, which logs every request line
+        for path, token in (("/embed/widget", good), ("/embed/widget", good), ("/embed/widget", expired),
+                            ("/embed/admin", admin)):
+            response = requests.get(base + path, params={"token": token}, timeout=10, allow_redirects=False)
+            assert response.headers["Referrer-Policy"] == "no-referrer"
+            bodies.append(response.text)
+    assert "GET /embed/widget?token=[redacted]" in caplog.text  # the request lines were logged, redacted
+    for token in (good, admin, expired):
+        assert token not in caplog.text and token.split(".")[2] not in caplog.text
+        assert all(token not in body for body in bodies)

@@ -2,6 +2,7 @@
 RELIABILITY decision 6, checklist 18-20)."""
 import email
 import json
+import os
 import re
 from email import policy
 from email.headerregistry import Address
@@ -371,3 +372,40 @@ def test_a_second_replace_of_the_same_case_does_not_replace_the_new_one(connecte
 def test_an_address_holding_an_encoded_word_is_refused(address):
     """Found by the property above: mail readers would decode these local parts (a line break here)."""
     assert mail.valid_address(address) is None
+
+
+# ==========================================================================================================
+# 19. Both MIME parts, golden
+# ==========================================================================================================
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
+GOLDEN_VALUES = {
+    "requester_name": 'Ann <b>"O\'Neil"</b> & Co',
+    "requester_email": "ann@example.com",
+    "ticket_id": "T-42",
+    "ticket_subject": "Printer <script>alert(1)</script> & {ticket_id}",
+    "technician_name": "Alex Morgan",
+    "technician_email": "alex@helpdesk.example",
+    "session_code": "s123-456-789",
+    "customer_link": "https://get.teamviewer.com/v15/s123456789?x=1&y=<2>",
+    "valid_until": "25 Nov 2026, 10:00:00 (UTC)",
+    "company_name": "Example & Sons",
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_19_the_invitation_parts_match_their_golden_files(app, language):
+    """The HTML part escapes every value; the text part is raw but control-free; the button is TeamViewer's
+    https link.  TVWIDGET_UPDATE_GOLDEN=1 rewrites the files (review the diff before committing it)."""
+    with app.test_request_context():
+        rendered = mail.render_invitation(mail.default_template(language), GOLDEN_VALUES)
+    parts = {"subject.txt": rendered.subject + "\n", "txt": rendered.text, "html": rendered.html}
+    for suffix, content in parts.items():
+        path = GOLDEN / f"invitation-{language}.{suffix}"
+        if os.environ.get("TVWIDGET_UPDATE_GOLDEN") == "1":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        assert content == path.read_text(encoding="utf-8"), f"{path.name} differs from its golden file"
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", rendered.text)
+    assert "<script>" not in rendered.html and "<b>" not in rendered.html
+    assert 'href="https://get.teamviewer.com/v15/s123456789?x=1&amp;y=&lt;2&gt;"' in rendered.html

@@ -1,11 +1,18 @@
 """The invitation template language (F9; RELIABILITY decision 5, checklist 16, 17, 19): rules and properties."""
+import email
 import re
+from email import policy
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 from markupsafe import escape
 
+from tvwidget.extensions import db
 from tvwidget.mail import message as mail, placeholders
+
+from ..conftest import open_widget
+from ..helpers import admin_client, csrf
 
 CANARY = "§CANARY§"  # "§" is in no generated template, so the canary can only come from a value
 KINDS = {placeholders.UNKNOWN, placeholders.FORBIDDEN_NAME, placeholders.ACCESS, placeholders.CODE,
@@ -150,3 +157,44 @@ def test_a_rendered_invitation_is_header_safe_and_escaped(app, subject, body, va
         rendered = mail.render_invitation(mail.Template("en", subject, body), values)
     assert not re.search(r"[\r\n\x00]|=\?", rendered.subject)
     assert "<x-evil" not in rendered.html
+
+
+# ==========================================================================================================
+# 16. Template injection saved by an admin is never evaluated
+# ==========================================================================================================
+
+REFUSED_AT_SAVE = ["{% for x in y %}{% endfor %}", "{0.__class__}", "${__class__}", "${x}", "{ticket_id.__class__}",
+                   "{config}", "{self}", "{ticket_id!r}", "{ticket_id:>99}", "{{7*7}", "{supporter_link}"]
+LITERAL = ["{{7*7}}", "{{config}}", "{{config.SECRET_KEY}}", "$a.__init__", "$ticket_id", "%(ticket_id)s",
+           "{{ request.application.__globals__ }}"]
+
+
+def test_16_template_payloads_are_refused_at_save_or_stay_literal_text(tv_app, smtp):
+    admin = admin_client(tv_app)
+    for payload in REFUSED_AT_SAVE:
+        page = admin.get("/embed/admin/email-template")
+        for fields in ({"subject": f"Hi {payload}", "body": "{customer_link}"},
+                       {"subject": "Hi", "body": f"{{customer_link}} {payload}"}):
+            response = admin.post("/embed/admin/email-template", query_string={"lang": "en"},
+                                  data={"csrf_token": csrf(page)} | fields)
+            assert response.status_code == 422 and "Nothing was saved" in response.text, payload
+    with tv_app.app_context():
+        assert db.session.scalar(sa.text("SELECT count(*) FROM tvwidget_email_templates")) == 0
+
+    page = admin.get("/embed/admin/email-template")
+    saved = admin.post("/embed/admin/email-template", query_string={"lang": "en"}, data={
+        "csrf_token": csrf(page), "subject": " ".join(LITERAL), "body": "\n".join(LITERAL + ["{customer_link}"])})
+    assert saved.status_code == 303
+    open_widget(tv_app).play()
+    (envelope,) = smtp.wait_for(1)
+    message = email.message_from_bytes(envelope.content, policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    everything = envelope.content.decode("utf-8", "replace") + text + message.get_body(("html",)).get_content()
+    for piece in LITERAL:  # {{x}} is how a literal brace is written: it arrives as {x}, never evaluated
+        literal = piece.replace("{{", "{").replace("}}", "}")
+        assert literal in message["Subject"] and literal in text, piece
+    assert "49" not in message["Subject"]
+    for secret in ("SECRET_KEY", "EMBED_SECRET", "HOST_API_KEY", "ENCRYPTION_KEYS"):
+        assert tv_app.config[secret] not in everything
+    assert "<Config" not in everything and "__globals__" not in text.replace(LITERAL[-1].replace("{{", "{")
+                                                                            .replace("}}", "}"), "")

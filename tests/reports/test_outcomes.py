@@ -13,7 +13,8 @@ from tvwidget.extensions import db
 from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import Connection, ServiceCase, Ticket
 
-from .test_summary import DAY, PAGE, RANGE, _rollup_rows, admin, report
+from ..helpers import sign_in_admin
+from .test_summary import DAY, PAGE, RANGE, _rollup_rows, report
 
 OUTCOMES = ("resolved", "unresolved", "unknown")
 
@@ -265,7 +266,7 @@ def test_the_csvs_carry_connected_time_and_outcome(client, add_case, add_connect
     add_connection(case, DAY + timedelta(minutes=3), 754)
     expired = add_case(DAY + timedelta(hours=1), state="expired", tech="agent-2", name="田中 愛子")
     add_connection(expired, DAY + timedelta(minutes=3), 60)
-    admin(client)
+    sign_in_admin(client)
     sessions = csv_rows(client.get(f"{PAGE}/sessions.csv", query_string=RANGE))
     assert sessions[0][-3:] == ["State", "Connected (seconds)", "Outcome"]
     assert sessions[1][-3:] == ["closed", "754", "resolved"]
@@ -290,7 +291,7 @@ def test_the_page_shows_connected_time_and_the_outcome_breakdown(client, add_cas
     case = add_case(DAY, 65, outcome="resolved")
     add_connection(case, DAY + timedelta(minutes=2), 3600 + 5 * 60)
     add_case(DAY, 5, outcome="unresolved")
-    admin(client, tz="Asia/Tokyo")
+    sign_in_admin(client, tz="Asia/Tokyo")
     html = client.get(PAGE, query_string={"from": "2026-11-10", "to": "2026-11-10"}).text
     assert 'data-tvwidget-total="connected"><time datetime="PT3900S">1 h 05 min<' in html
     assert 'data-tvwidget-total="connected-average"><time datetime="PT1950S">32 min 30 s<' in html

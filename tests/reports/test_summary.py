@@ -14,7 +14,8 @@ from tvwidget.extensions import db
 from tvwidget.reports import rollup, summary as reports
 from tvwidget.storage.models import ServiceCase, Ticket
 
-from ..conftest import HOST_API_KEY, make_token
+from ..conftest import HOST_API_KEY
+from ..helpers import sign_in_admin
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 URL = "/api/v1/reports/teamviewer-sessions"
@@ -55,11 +56,6 @@ def items(body, key):
     """Return a breakdown as {value: (sessions, total, average)}."""
     return {item["value"]: (item["sessions"], item["total_duration_seconds"], item["average_duration_seconds"])
             for item in body[key]}
-
-
-def admin(client, **claims):
-    response = client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None, **claims)})
-    assert response.status_code == 303, response.text
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -333,7 +329,7 @@ def test_the_sessions_csv_has_one_quoted_row_per_case(client, add_case):
              name="田中 愛子", tech="agent-2")
     add_case(datetime(2026, 11, 11, 8, 0, tzinfo=UTC), state="expired", category="=HYPERLINK(\"x\")",
              ticket="T-2")
-    admin(client)
+    sign_in_admin(client)
     response = client.get(f"{PAGE}/sessions.csv", query_string=RANGE)
     rows = _csv(response)
     assert rows[0] == ["Ticket ID", "Session code", "Category", "Type", "Priority", "Source", "Technician ID",
@@ -351,7 +347,7 @@ def test_every_table_downloads_as_csv(client, add_case):
     add_case(DAY, 10, category=None)
     add_case(DAY, 70, tech="agent-2", name="田中 愛子")
     add_case(DAY, state="expired")
-    admin(client)
+    sign_in_admin(client)
     tables = {table: _csv(client.get(f"{PAGE}/{table}.csv", query_string=RANGE))
               for table in reports.TABLES if table != "sessions"}
     assert tables["summary"][1][:8] == ["2026-11-01", "2026-11-30", "Asia/Tokyo", "All technicians", "2", "4800",
@@ -367,7 +363,7 @@ def test_every_table_downloads_as_csv(client, add_case):
 
 def test_csv_needs_the_admin_session_and_a_known_table(client):
     assert client.get(f"{PAGE}/sessions.csv").status_code == 401
-    admin(client)
+    sign_in_admin(client)
     assert client.get(f"{PAGE}/secrets.csv").status_code == 404
     bad = client.get(f"{PAGE}/sessions.csv", query_string={"from": "soon"})
     assert bad.status_code == 422 and 'role="alert"' in bad.text
@@ -378,7 +374,7 @@ def test_csv_needs_the_admin_session_and_a_known_table(client):
 def test_the_page_shows_tables_and_charts_in_the_admins_zone(client, add_case):
     add_case(datetime(2026, 11, 9, 15, 0, tzinfo=UTC), 65, category=None)  # the 10th in Tokyo
     add_case(datetime(2026, 11, 9, 14, 0, tzinfo=UTC), 5)  # the 9th in Tokyo
-    admin(client, tz="Asia/Tokyo")
+    sign_in_admin(client, tz="Asia/Tokyo")
     page = client.get(PAGE, query_string={"from": "2026-11-10", "to": "2026-11-10"})
     assert page.status_code == 200 and page.headers["Vary"].startswith("HX-Request")
     html = page.text
@@ -394,7 +390,7 @@ def test_the_page_shows_tables_and_charts_in_the_admins_zone(client, add_case):
 
 
 def test_the_page_defaults_to_the_last_30_days(client):
-    admin(client, tz="Pacific/Kiritimati")  # UTC+14: its today is often not UTC's
+    sign_in_admin(client, tz="Pacific/Kiritimati")  # UTC+14: its today is often not UTC's
     html = client.get(PAGE).text
     end = datetime.now(timezone(timedelta(hours=14))).date()
     assert f'name="to" type="date" value="{end.isoformat()}"' in html
@@ -403,7 +399,7 @@ def test_the_page_defaults_to_the_last_30_days(client):
 
 def test_htmx_gets_only_the_results_and_a_history_restore_the_whole_page(client, add_case):
     add_case(DAY, 10)
-    admin(client)
+    sign_in_admin(client)
     fragment = client.get(PAGE, query_string=RANGE, headers={"HX-Request": "true"})
     assert fragment.status_code == 200 and fragment.text.startswith('<section id="tvwidget-report"')
     assert "<html" not in fragment.text and fragment.headers["Vary"].startswith("HX-Request")
@@ -414,7 +410,7 @@ def test_htmx_gets_only_the_results_and_a_history_restore_the_whole_page(client,
 
 def test_an_empty_range_and_a_technician_without_sessions_render_cleanly(client, add_case):
     add_case(DAY, 10)
-    admin(client)
+    sign_in_admin(client)
     empty = client.get(PAGE, query_string={"from": "2020-01-01", "to": "2020-01-31"})
     assert empty.status_code == 200 and 'data-tvwidget-report="empty"' in empty.text
     assert 'data-tvwidget-total="sessions">0<' in empty.text
@@ -425,14 +421,14 @@ def test_an_empty_range_and_a_technician_without_sessions_render_cleanly(client,
 
 def test_a_range_with_only_expired_cases_renders(client, add_case):
     add_case(DAY, state="expired")
-    admin(client)
+    sign_in_admin(client)
     page = client.get(PAGE, query_string=RANGE)
     assert page.status_code == 200 and 'data-tvwidget-total="expired">1<' in page.text
     assert 'data-tvwidget-total="sessions">0<' in page.text and "0%" in page.text
 
 
 def test_bad_filters_show_an_alert_and_keep_the_input(client):
-    admin(client)
+    sign_in_admin(client)
     page = client.get(PAGE, query_string={"from": "2026-11-30", "to": "2026-11-01"})
     assert page.status_code == 422 and 'role="alert"' in page.text and "'from' must not be after 'to'." in page.text
     assert 'value="2026-11-30"' in page.text
@@ -448,6 +444,6 @@ def test_the_page_needs_the_admin_session(client):
 def test_the_filter_lists_technicians_by_name(client, add_case):
     add_case(DAY, 10, tech="agent-2", name="田中 愛子")
     add_case(DAY, 10, tech="agent-1", name="Alex Morgan")
-    admin(client)
+    sign_in_admin(client)
     options = re.findall(r'<option value="([^"]*)"', client.get(PAGE).text)
     assert options == ["", "agent-1", "agent-2"]

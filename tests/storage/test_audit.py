@@ -14,14 +14,9 @@ from tvwidget.extensions import db
 from tvwidget.storage import audit
 from tvwidget.storage.models import AuditEvent, CaseState, ServiceCase
 
-from ..conftest import make_token
+from ..helpers import sign_in_admin
 
 UTC = dt.UTC
-
-
-def _admin(client, **claims):
-    response = client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None, **claims)})
-    assert response.status_code == 303, response.text
 
 
 def _add(app, *events):
@@ -73,7 +68,7 @@ def test_the_audit_page_shows_newest_first_fifty_a_page(app, client):
     start = dt.datetime(2030, 1, 1, tzinfo=UTC)
     _add(app, *({"kind": "case_opened", "at": start + dt.timedelta(minutes=i), "ticket_id": f"T-{i}",
                  "actor_id": "agent-1", "actor_name": "Alex"} for i in range(120)))
-    _admin(client)
+    sign_in_admin(client)
     first = client.get("/embed/admin/audit")
     assert first.status_code == 200
     tickets = re.findall(r"<td>#(T-\d+)</td>", first.text)
@@ -93,7 +88,7 @@ def test_filters_by_kind_agent_and_ticket_and_links_keep_them(app, client):
          {"kind": "case_closed", "at": at, "actor_id": "agent-2", "actor_name": "田中 愛子", "ticket_id": "T-2"},
          *({"kind": "case_opened", "at": at, "actor_id": "agent-9", "actor_name": "Nine", "ticket_id": "T-9"}
            for _ in range(60)))
-    _admin(client)
+    sign_in_admin(client)
     assert _kinds_shown(client.get("/embed/admin/audit?kind=connected")) == ["connected"]
     assert _kinds_shown(client.get("/embed/admin/audit?agent=morgan")) == ["case_opened"]
     assert _kinds_shown(client.get("/embed/admin/audit?agent=agent-2")) == ["case_closed"]
@@ -115,7 +110,7 @@ def test_dates_are_whole_days_in_the_admins_time_zone(app, client):
     early = dt.datetime(2030, 3, 1, 15, 0, tzinfo=UTC)   # 00:00 on 2 March in Tokyo
     _add(app, {"kind": "case_opened", "at": late, "ticket_id": "LATE"},
          {"kind": "case_closed", "at": early, "ticket_id": "EARLY"})
-    _admin(client, tz="Asia/Tokyo")
+    sign_in_admin(client, tz="Asia/Tokyo")
     assert _kinds_shown(client.get("/embed/admin/audit?date_from=2030-03-02")) == ["case_closed"]
     assert _kinds_shown(client.get("/embed/admin/audit?date_to=2030-03-01")) == ["case_opened"]
     page = client.get("/embed/admin/audit?date_from=2030-03-01&date_to=2030-03-02")
@@ -126,7 +121,7 @@ def test_dates_are_whole_days_in_the_admins_time_zone(app, client):
 
 def test_without_a_time_zone_the_log_is_in_utc(app, client):
     _add(app, {"kind": "case_opened", "at": dt.datetime(2030, 3, 1, 23, 30, tzinfo=UTC)})
-    _admin(client, tz=None)
+    sign_in_admin(client, tz=None)
     page = client.get("/embed/admin/audit?date_from=2030-03-01&date_to=2030-03-01")
     assert _kinds_shown(page) == ["case_opened"] and "in UTC" in page.text
 
@@ -140,7 +135,7 @@ def test_without_a_time_zone_the_log_is_in_utc(app, client):
     ("ticket=" + "x" * 65, "cannot be longer than 64 characters"),
 ])
 def test_a_bad_filter_is_explained(app, client, query, message):
-    _admin(client)
+    sign_in_admin(client)
     page = client.get(f"/embed/admin/audit?{query}")
     assert page.status_code == 422 and 'role="alert"' in page.text and message in page.text
     assert client.get(f"/embed/admin/audit.csv?{query}").status_code == 422
@@ -161,7 +156,7 @@ def test_each_row_shows_when_what_who_ticket_code_and_details_safely(app, client
                                   detail=json.dumps({"old": "BOSS", "new": "<img src=x onerror=alert(1)>"})))
         db.session.add(AuditEvent(kind="something_new", detail="not json <b>"))
         db.session.commit()
-    _admin(client)
+    sign_in_admin(client)
     page = client.get("/embed/admin/audit")
     assert "Service case closed" in page.text and "Group changed" in page.text and "something_new" in page.text
     assert "<code>s55-555-555</code>" in page.text and "#T-5" in page.text and "Alex Morgan" in page.text
@@ -180,7 +175,7 @@ def test_csv_export_streams_the_filtered_rows_as_utf8_with_bom(app, client):
          {"kind": "group_changed", "at": at + dt.timedelta(minutes=1), "actor_id": "admin-1",
           "actor_name": "=HYPERLINK(\"http://evil\")", "detail": json.dumps({"new": "@SUM(1)"})},
          {"kind": "connected", "at": at - dt.timedelta(days=400), "actor_id": "admin-0"})
-    _admin(client, tz="Asia/Tokyo")
+    sign_in_admin(client, tz="Asia/Tokyo")
     response = client.get("/embed/admin/audit.csv?date_from=2029-12-01")
     assert response.status_code == 200 and response.is_streamed
     assert response.mimetype == "text/csv" and response.mimetype_params.get("charset") == "utf-8"
@@ -206,7 +201,7 @@ def test_admin_actions_and_case_events_are_recorded_with_who(connected_app, clie
     widget.play()
     smtp.wait_for(1)
     widget.stop()
-    _admin(client)
+    sign_in_admin(client)
     page = client.get("/embed/admin/audit")
     for label in ("Service case opened", "Invitation sent", "Service case closed"):
         assert label in page.text, label

@@ -1,13 +1,12 @@
 """Secrets at rest and in logs (RELIABILITY decision 7, checklist 23-25): rotation, unreadable tokens, no leaks."""
 import json
 import logging
-import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
@@ -15,21 +14,12 @@ from tvwidget.storage import secrets
 from tvwidget.storage.models import AuditEvent, IntegrationSettings
 from tvwidget.teamviewer import integration
 
-from ..conftest import Widget, make_token
+from ..conftest import Widget, make_token, open_widget
+from ..helpers import admin_client, csrf, sign_in_admin
 
 OLD = Fernet.generate_key().decode()
 NEW = Fernet.generate_key().decode()
 CANARY = "sandbox-canary-Kx81-9fQz"
-
-
-def _admin(client, **claims):
-    response = client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None, **claims)})
-    assert response.status_code == 303, response.text
-    return client.get(response.headers["Location"])
-
-
-def _csrf(page) -> str:
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.text).group(1)
 
 
 def _store(app, token=CANARY):
@@ -75,7 +65,7 @@ def test_rotate_keys_reencrypts_with_the_newest_key_and_is_safe_to_rerun(app_fac
     # The old key can go: everything still opens, and the widget still reaches TeamViewer with the token.
     after = app_factory(ENCRYPTION_KEYS=NEW)
     client = after.test_client()
-    page = _admin(client)
+    page = sign_in_admin(client)
     assert "Connected" in page.text and "cannot be read" not in page.text
     assert client.get("/healthz").json["teamviewer"] == "connected"
     widget = Widget(client, client.get("/embed/widget", query_string={"token": make_token()}).text)
@@ -116,11 +106,11 @@ def test_an_unreadable_token_asks_admins_to_reenter_it_instead_of_failing(app_fa
             row.token_ciphertext = row.token_ciphertext[:middle] + flipped + row.token_ciphertext[middle + 1:]
             db.session.commit()
     client = app.test_client()
-    page = _admin(client)
+    page = sign_in_admin(client)
     assert page.status_code == 200
     assert "Re-enter the script token" in page.text and 'role="alert"' in page.text
     assert client.get("/healthz").json["teamviewer"] == "token_unreadable"
-    saved = client.post("/embed/admin/settings", data={"csrf_token": _csrf(page), "script_token": CANARY,
+    saved = client.post("/embed/admin/settings", data={"csrf_token": csrf(page), "script_token": CANARY,
                                                        "group_name": "BOSS"})
     assert saved.status_code == 303
     assert "Re-enter the script token" not in client.get("/embed/admin/settings").text
@@ -131,9 +121,9 @@ def test_an_unreadable_token_can_be_revoked(app_factory):
     _store(app_factory(ENCRYPTION_KEYS=OLD))
     app = app_factory(ENCRYPTION_KEYS=NEW)
     client = app.test_client()
-    page = _admin(client)
+    page = sign_in_admin(client)
     confirm = client.get("/embed/admin/revoke")
-    response = client.post("/embed/admin/revoke", data={"csrf_token": _csrf(confirm)})
+    response = client.post("/embed/admin/revoke", data={"csrf_token": csrf(confirm)})
     assert page.status_code == 200 and response.status_code == 303
     assert _ciphertext(app) is None
 
@@ -171,15 +161,6 @@ def test_log_records_are_scrubbed_whoever_logs_them(app, caplog):
     assert all(CANARY not in record.getMessage() for record in caplog.records)
 
 
-@pytest.fixture
-def teamviewer():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 def _leaks(app, caplog, responses) -> list[str]:
     found = [f"response {label}" for label, response in responses if CANARY in response.get_data(as_text=True)]
     if CANARY in caplog.text:
@@ -208,50 +189,50 @@ def test_a_canary_token_never_leaks_through_the_whole_admin_and_widget_flow(app,
         responses.append((path, response))
         return response
 
-    page = _admin(client)
+    page = sign_in_admin(client)
     responses.append(("settings", page))
     responses.append(("connect", client.post("/embed/admin/settings", data={
-        "csrf_token": _csrf(page), "script_token": CANARY, "group_name": "BOSS"}, follow_redirects=True)))
+        "csrf_token": csrf(page), "script_token": CANARY, "group_name": "BOSS"}, follow_redirects=True)))
     widget = Widget(client, get("/embed/widget", query_string={"token": make_token()}).text)
     responses.append(("play", widget.play()))
     smtp.wait_for(1)
     responses.append(("stop", widget.stop()))
     page = get("/embed/admin/settings")
     responses.append(("bad connect", client.post("/embed/admin/settings", data={
-        "csrf_token": _csrf(page), "script_token": "sandbox-noperm-" + CANARY, "group_name": "BOSS"})))
+        "csrf_token": csrf(page), "script_token": "sandbox-noperm-" + CANARY, "group_name": "BOSS"})))
     for path in ("/embed/admin/audit", "/embed/admin/audit.csv", "/embed/admin/branding", "/healthz",
                  "/embed/admin/revoke"):
         get(path)
-    responses.append(("revoke", client.post("/embed/admin/revoke", data={"csrf_token": _csrf(page)},
+    responses.append(("revoke", client.post("/embed/admin/revoke", data={"csrf_token": csrf(page)},
                                             follow_redirects=True)))
     assert responses[-1][1].status_code == 200 and "App access revoked" in responses[-1][1].text
     assert b"".join(m.content for m in smtp.messages).find(CANARY.encode()) == -1
     assert _leaks(app, caplog, responses) == []
 
 
-def test_a_canary_token_never_leaks_when_teamviewer_fails_or_tvwidget_crashes(app_factory, teamviewer, caplog,
+def test_a_canary_token_never_leaks_when_teamviewer_fails_or_tvwidget_crashes(app_factory, teamviewer_server, caplog,
                                                                               monkeypatch):
     caplog.set_level(logging.DEBUG)
     # A broken proxy in front of TeamViewer answers 500 and echoes the request's Authorization header.
-    teamviewer.expect_request("/api/v1/ping").respond_with_handler(
+    teamviewer_server.expect_request("/api/v1/ping").respond_with_handler(
         lambda request: Response(
             json.dumps({"error": "internal_error", "error_description": request.headers["Authorization"]}),
             status=500, content_type="application/json"))
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"), TEAMVIEWER_RETRIES=0,
                       PROPAGATE_EXCEPTIONS=False)
     client = app.test_client()
-    page = _admin(client)
-    failed = client.post("/embed/admin/settings", data={"csrf_token": _csrf(page), "script_token": CANARY,
+    page = sign_in_admin(client)
+    failed = client.post("/embed/admin/settings", data={"csrf_token": csrf(page), "script_token": CANARY,
                                                         "group_name": "BOSS"})
     assert failed.status_code == 422 and "cannot be reached" in failed.text
-    assert teamviewer.log and teamviewer.log[0][0].headers["Authorization"] == f"Bearer {CANARY}"
+    assert teamviewer_server.log and teamviewer_server.log[0][0].headers["Authorization"] == f"Bearer {CANARY}"
 
     # A bug deep inside (here: an error whose message quotes the header) gives a clear page, not a traceback.
     def explode(token):
         raise RuntimeError(f"could not send header Authorization: Bearer {token}")
 
     monkeypatch.setattr(integration, "verify", explode)
-    crashed = client.post("/embed/admin/settings", data={"csrf_token": _csrf(page), "script_token": CANARY,
+    crashed = client.post("/embed/admin/settings", data={"csrf_token": csrf(page), "script_token": CANARY,
                                                          "group_name": "BOSS"})
     assert crashed.status_code == 500 and 'role="alert"' in crashed.text and "nothing was saved" in crashed.text
     assert "Traceback" not in crashed.text and "RuntimeError" not in crashed.text
@@ -259,3 +240,34 @@ def test_a_canary_token_never_leaks_when_teamviewer_fails_or_tvwidget_crashes(ap
     assert _leaks(app, caplog, [("failed", failed), ("crashed", crashed)]) == []
     with app.app_context():
         assert db.session.get(IntegrationSettings, 1) is None
+
+
+# ==========================================================================================================
+# 23. No plaintext token at rest, in the SQLite files or a pg_dump
+# ==========================================================================================================
+
+def _database_bytes(app) -> bytes:
+    url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database)
+        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())
+    dump = subprocess.run(["pg_dump", "--no-owner", url.set(drivername="postgresql").render_as_string(
+        hide_password=False)], capture_output=True, check=True, timeout=60)
+    return dump.stdout
+
+
+def test_23_the_raw_database_never_holds_the_token(app_factory, teamviewer):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url, TEAMVIEWER_RETRIES=0)
+    canary = "sandbox-canary-at-rest-Qx93vT"
+    teamviewer.token = canary  # TeamViewer hears the token the admin saves
+    admin = admin_client(app)
+    page = admin.get("/embed/admin/settings")
+    assert admin.post("/embed/admin/settings", data={"csrf_token": csrf(page), "script_token": canary,
+                                                     "group_name": "BOSS"}).status_code == 303
+    open_widget(app).play()  # the token is used (decrypted) too
+    with app.app_context():
+        ciphertext = db.session.get(IntegrationSettings, 1).token_ciphertext
+        db.session.remove()
+    raw = _database_bytes(app)
+    assert ciphertext.encode() in raw  # the dump or file really holds the row...
+    assert canary.encode() not in raw and canary.encode("utf-16-le") not in raw  # ...but never the token

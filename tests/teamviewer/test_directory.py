@@ -3,7 +3,6 @@ fallback, sharing the group and "worked by", against a strict TeamViewer double 
 import csv
 import io
 import json
-import re
 from datetime import timedelta
 
 import pytest
@@ -21,22 +20,16 @@ from tvwidget.storage.models import (
 )
 from tvwidget.teamviewer import directory
 
-from ..conftest import HOST_API_KEY, connect, make_token, open_widget, ticket_claim
-from ..fake_teamviewer import OWNER, TOKEN, FakeTeamViewer
+from ..conftest import HOST_API_KEY, connect, open_widget, ticket_claim
+from ..fake_teamviewer import OWNER, TOKEN
+from ..helpers import admin_client, csrf
 
-CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-
-
-@pytest.fixture
-def fake():
-    server = FakeTeamViewer().start()
-    yield server
-    server.stop()
+ADA = {"sub": "admin-1", "name": "Ada Admin"}
 
 
 @pytest.fixture
-def app(app_factory, fake):
-    app = app_factory(TEAMVIEWER_API_URL=fake.url)
+def app(app_factory, teamviewer):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url)
     connect(app, TOKEN)
     with app.app_context():
         row = db.session.get(directory.integration.IntegrationSettings, 1)
@@ -57,17 +50,9 @@ def play(app, email, sub=None, name="Agent"):
     return widget
 
 
-def admin(app):
-    client = app.test_client()
-    response = client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None,
-                                                                             sub="admin-1", name="Ada Admin")})
-    assert response.status_code == 303
-    return client
-
-
 def page_csrf(client, path="/embed/admin/agents"):
     page = client.get(path)
-    return page, CSRF.search(page.text).group(1)
+    return page, csrf(page)
 
 
 def match_of(app, agent_id):
@@ -93,44 +78,44 @@ def audit(app, kind):
     ("nobody@helpdesk.example", "not_found", None),
     ("", "not_found", None),
 ])
-def test_each_agent_gets_their_match_and_only_a_single_active_match_assigns(app, fake, email, status, userid):
+def test_each_agent_gets_their_match_and_only_a_single_active_match_assigns(app, teamviewer, email, status, userid):
     widget = play(app, email, sub="agent-x")
     assert match_of(app, "agent-x").status == status
-    assert fake.creates[-1].get("assigned_userid") == userid
+    assert teamviewer.creates[-1].get("assigned_userid") == userid
     assert widget.state() == "open" and 'role="alert"' not in widget.html
 
 
-def test_widget_shows_whose_teamviewer_the_case_is_assigned_to(app, fake):
+def test_widget_shows_whose_teamviewer_the_case_is_assigned_to(app, teamviewer):
     widget = play(app, "alex.morgan@helpdesk.example")
     assert "Alex Morgan" in widget.field("assignee")
     assert 'data-userid="u201"' in widget.html
     unmapped = play(app, "nobody@helpdesk.example")
-    assert fake.creates[-1].get("assigned_userid") is None
+    assert teamviewer.creates[-1].get("assigned_userid") is None
     assert unmapped.state() == "open"
     assert "Token Owner" in unmapped.field("assignee")  # TeamViewer gave it to the token's owner
 
 
-def test_directory_is_fetched_once_per_window_and_again_after_it(app, fake):
+def test_directory_is_fetched_once_per_window_and_again_after_it(app, teamviewer):
     for _ in range(5):
         play(app, "alex.morgan@helpdesk.example")
-    assert fake.users_hits() == 1
-    assert fake.posts() == 5
+    assert teamviewer.users_hits() == 1
+    assert teamviewer.posts() == 5
     with app.app_context():
         later = utcnow() + timedelta(seconds=301)
-        assert directory.refresh_due(later) == {"fetched": 1, "users": len(fake.users), "status": "ok"}
+        assert directory.refresh_due(later) == {"fetched": 1, "users": len(teamviewer.users), "status": "ok"}
         assert directory.refresh_due(later + timedelta(seconds=5))["fetched"] == 0
-    assert fake.users_hits() == 2
+    assert teamviewer.users_hits() == 2
 
 
-def test_a_directory_change_is_seen_at_the_next_refresh(app, fake):
+def test_a_directory_change_is_seen_at_the_next_refresh(app, teamviewer):
     play(app, "robin@helpdesk.example", sub="robin")
     assert match_of(app, "robin").status == "matched"
-    next(user for user in fake.users if user["id"] == "u206")["active"] = False
+    next(user for user in teamviewer.users if user["id"] == "u206")["active"] = False
     with app.app_context():
         directory.refresh_due(utcnow() + timedelta(minutes=6))
     assert match_of(app, "robin").status == "inactive"
     play(app, "robin@helpdesk.example", sub="robin")
-    assert "assigned_userid" not in fake.creates[-1]
+    assert "assigned_userid" not in teamviewer.creates[-1]
 
 
 @pytest.mark.parametrize("refusal, kind, text", [
@@ -138,59 +123,59 @@ def test_a_directory_change_is_seen_at_the_next_refresh(app, fake):
     ("license", "license", "Premium or Corporate"),
     ("rate_limited", "rate_limited", "request limit"),
 ])
-def test_a_directory_teamviewer_will_not_show_is_a_normal_backed_off_state(app, fake, refusal, kind, text):
-    fake.directory = refusal
+def test_a_directory_teamviewer_will_not_show_is_a_normal_backed_off_state(app, teamviewer, refusal, kind, text):
+    teamviewer.directory = refusal
     widgets = [play(app, "alex.morgan@helpdesk.example") for _ in range(3)]
     assert all(w.state() == "open" and 'role="alert"' not in w.html for w in widgets)
-    assert all("assigned_userid" not in body for body in fake.creates)
-    assert fake.users_hits() == 1  # backed off: not asked again on every play
+    assert all("assigned_userid" not in body for body in teamviewer.creates)
+    assert teamviewer.users_hits() == 1  # backed off: not asked again on every play
     with app.app_context():
         state = db.session.get(DirectoryState, 1)
         assert state.status == kind and state.retry_at > utcnow() + timedelta(minutes=10)
         # Still backed off after the ordinary window.
         assert directory.refresh_due(utcnow() + timedelta(minutes=6))["fetched"] == 0
-    client = admin(app)
+    client = admin_client(app, **ADA)
     page = client.get("/embed/admin/agents")
     assert page.status_code == 200
     assert f'data-tvwidget-directory="{kind}"' in page.text and text in page.text
     assert "Service cases still open as usual" in page.text
 
-    fake.directory = "ok"  # the admin adds the permission and, a minute later, presses refresh
+    teamviewer.directory = "ok"  # the admin adds the permission and, a minute later, presses refresh
     with app.app_context():
         db.session.get(DirectoryState, 1).claimed_at -= timedelta(minutes=1)
         db.session.commit()
     _, token = page_csrf(client)
     assert client.post("/embed/admin/agents/refresh", data={"csrf_token": token}).status_code == 303
-    assert fake.users_hits() == 2
+    assert teamviewer.users_hits() == 2
     assert 'data-tvwidget-directory="ok"' in client.get("/embed/admin/agents").text
     play(app, "alex.morgan@helpdesk.example")
-    assert fake.creates[-1]["assigned_userid"] == "u201"
+    assert teamviewer.creates[-1]["assigned_userid"] == "u201"
 
 
-def test_without_a_directory_the_admin_types_the_users_id(app, fake):
-    fake.directory = "forbidden"
+def test_without_a_directory_the_admin_types_the_users_id(app, teamviewer):
+    teamviewer.directory = "forbidden"
     play(app, "robin@helpdesk.example", sub="robin")
-    client = admin(app)
+    client = admin_client(app, **ADA)
     page, token = page_csrf(client)
     assert 'name="userid"' in page.text and 'data-tvwidget-match="unknown"' in page.text
     assert client.post("/embed/admin/agents/robin/user",
                        data={"csrf_token": token, "choice": "auto", "userid": "u206"}).status_code == 303
     play(app, "robin@helpdesk.example", sub="robin")
-    assert fake.creates[-1]["assigned_userid"] == "u206"
+    assert teamviewer.creates[-1]["assigned_userid"] == "u206"
     assert client.post("/embed/admin/agents/robin/user",
                        data={"csrf_token": token, "choice": "auto", "userid": "robin"}).status_code == 422
 
 
-def test_refresh_command_and_function_for_the_worker(app, fake):
+def test_refresh_command_and_function_for_the_worker(app, teamviewer):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["tvwidget", "directory", "refresh"])
     assert result.exit_code == 0, result.output
     assert "fetched 1, users 7, status ok" in result.output
     assert "fetched 0" in runner.invoke(args=["tvwidget", "directory", "refresh"]).output
-    assert fake.users_hits() == 1
+    assert teamviewer.users_hits() == 1
     # Even forced, a refresh seconds after the last one is the same fetch (a double click).
     assert "fetched 0" in runner.invoke(args=["tvwidget", "directory", "refresh", "--force"]).output
-    assert fake.users_hits() == 1
+    assert teamviewer.users_hits() == 1
 
 
 # -- the assignment refused ----------------------------------------------------------------------------------
@@ -201,39 +186,39 @@ def _cases(app):
         return db.session.scalars(sa.select(ServiceCase).order_by(ServiceCase.id)).all()
 
 
-def test_an_assignee_teamviewer_refuses_gets_the_case_unassigned_and_the_admin_is_told(app, fake):
-    fake.refuse = "named"
+def test_an_assignee_teamviewer_refuses_gets_the_case_unassigned_and_the_admin_is_told(app, teamviewer):
+    teamviewer.refuse = "named"
     widget = play(app, "alex.morgan@helpdesk.example", sub="alex")
-    assert fake.posts() == 2
-    assert fake.creates[0]["assigned_userid"] == "u201" and "assigned_userid" not in fake.creates[1]
-    assert {k: v for k, v in fake.creates[0].items() if k != "assigned_userid"} == fake.creates[1]
+    assert teamviewer.posts() == 2
+    assert teamviewer.creates[0]["assigned_userid"] == "u201" and "assigned_userid" not in teamviewer.creates[1]
+    assert {k: v for k, v in teamviewer.creates[0].items() if k != "assigned_userid"} == teamviewer.creates[1]
     cases = _cases(app)
     assert [(c.state, c.assigned_userid) for c in cases] == [(CaseState.OPEN, OWNER["id"])]
     assert widget.state() == "open" and 'role="alert"' not in widget.html
     assert audit(app, "assignment_refused")[0]["userid"] == "u201"
     assert match_of(app, "alex").status == "refused"
-    page = admin(app).get("/embed/admin/agents").text
+    page = admin_client(app, **ADA).get("/embed/admin/agents").text
     assert 'data-tvwidget-match="refused"' in page and "cannot be assigned" in page
 
     play(app, "alex.morgan@helpdesk.example", sub="alex")  # not asked to assign again: one create
-    assert fake.posts() == 3 and "assigned_userid" not in fake.creates[2]
+    assert teamviewer.posts() == 3 and "assigned_userid" not in teamviewer.creates[2]
 
-    client = admin(app)  # the admin picks another user: tried once, refused, remembered likewise
+    client = admin_client(app, **ADA)  # the admin picks another user: tried once, refused, remembered likewise
     assert _set(client, "alex", "u206").status_code == 303
     play(app, "alex.morgan@helpdesk.example", sub="alex")
-    assert fake.posts() == 5 and fake.creates[3]["assigned_userid"] == "u206"
+    assert teamviewer.posts() == 5 and teamviewer.creates[3]["assigned_userid"] == "u206"
     assert match_of(app, "alex").status == "refused"
     play(app, "alex.morgan@helpdesk.example", sub="alex")
-    assert fake.posts() == 6 and "assigned_userid" not in fake.creates[5]
+    assert teamviewer.posts() == 6 and "assigned_userid" not in teamviewer.creates[5]
 
 
 @pytest.mark.parametrize("refuse", ["unnamed", "5xx", "timeout"])
-def test_other_failures_of_an_assigned_create_are_never_retried(app, fake, refuse):
-    fake.refuse = refuse
+def test_other_failures_of_an_assigned_create_are_never_retried(app, teamviewer, refuse):
+    teamviewer.refuse = refuse
     widget = open_widget(app, sub="alex", email="alex.morgan@helpdesk.example", ticket=ticket_claim("T-R"))
     response = widget.play()
     assert response.status_code in (200, 502, 503, 504)
-    assert fake.posts() == 1
+    assert teamviewer.posts() == 1
     assert 'role="alert"' in widget.html
     assert [c.state for c in _cases(app)] == [CaseState.FAILED]
     assert audit(app, "assignment_refused") == []
@@ -247,10 +232,10 @@ def _set(client, agent_id, choice):
     return client.post(f"/embed/admin/agents/{agent_id}/user", data={"csrf_token": token, "choice": choice})
 
 
-def test_the_admins_override_always_wins(app, fake):
+def test_the_admins_override_always_wins(app, teamviewer):
     play(app, "alex.morgan@helpdesk.example", sub="alex")
     play(app, "sam@helpdesk.example", sub="sam")
-    client = admin(app)
+    client = admin_client(app, **ADA)
     page = client.get("/embed/admin/agents").text
     assert 'data-tvwidget-match="matched"' in page and 'data-tvwidget-match="ambiguous"' in page
 
@@ -258,20 +243,20 @@ def test_the_admins_override_always_wins(app, fake):
     assert _set(client, "alex", "none").status_code == 303
     assert match_of(app, "sam").status == "override" and match_of(app, "alex").status == "dont_assign"
     play(app, "sam@helpdesk.example", sub="sam")
-    assert fake.creates[-1]["assigned_userid"] == "u205"
+    assert teamviewer.creates[-1]["assigned_userid"] == "u205"
     play(app, "alex.morgan@helpdesk.example", sub="alex")
-    assert "assigned_userid" not in fake.creates[-1]
+    assert "assigned_userid" not in teamviewer.creates[-1]
 
     assert _set(client, "alex", "auto").status_code == 303
     play(app, "alex.morgan@helpdesk.example", sub="alex")
-    assert fake.creates[-1]["assigned_userid"] == "u201"
+    assert teamviewer.creates[-1]["assigned_userid"] == "u201"
     changes = audit(app, "agent_mapping_changed")
     assert [(c["agent"], c["new"]) for c in changes] == [("sam", "u205"), ("alex", "none"), ("alex", "auto")]
 
 
-def test_override_input_is_checked(app, fake):
+def test_override_input_is_checked(app, teamviewer):
     play(app, "alex.morgan@helpdesk.example", sub="alex")
-    client = admin(app)
+    client = admin_client(app, **ADA)
     assert _set(client, "alex", "u1; DROP").status_code == 422
     assert _set(client, "nobody-seen", "u201").status_code == 404
     play(app, "robin@helpdesk.example", sub="team/robin")  # a host's ids may hold a slash
@@ -298,8 +283,8 @@ def _refresh_later(app, client):
     assert client.post("/embed/admin/agents/refresh", data={"csrf_token": token}).status_code == 303
 
 
-def test_sharing_the_group_with_assigned_agents_shows_pending_then_accepted(app, fake):
-    client = admin(app)
+def test_sharing_the_group_with_assigned_agents_shows_pending_then_accepted(app, teamviewer):
+    client = admin_client(app, **ADA)
     assert "Not read from TeamViewer yet" in client.get("/embed/admin/agents").text
     _refresh_later(app, client)
     assert "created with the first service case" in client.get("/embed/admin/agents").text
@@ -307,45 +292,45 @@ def test_sharing_the_group_with_assigned_agents_shows_pending_then_accepted(app,
     play(app, "kim+support@helpdesk.example", sub="kim")
     play(app, "owner@helpdesk.example", sub="owner")  # the token's owner owns the group
     play(app, "nobody@helpdesk.example", sub="nobody")
-    calls = sum(fake.calls.values())
+    calls = sum(teamviewer.counts.values())
     page, token = page_csrf(client)
-    assert sum(fake.calls.values()) == calls  # a page view never asks TeamViewer
+    assert sum(teamviewer.counts.values()) == calls  # a page view never asks TeamViewer
     assert 'data-tvwidget-share="alex" data-status="not-shared"' in page.text
     assert 'data-tvwidget-share="owner" data-status="owner"' in page.text
     assert 'data-tvwidget-share="nobody"' not in page.text
 
     response = client.post("/embed/admin/agents/share", data={"csrf_token": token})
     assert response.status_code == 303
-    assert fake.shares == [{"users": [{"userid": "u201", "permissions": "readwrite"},
+    assert teamviewer.shares == [{"users": [{"userid": "u201", "permissions": "readwrite"},
                                       {"userid": "u202", "permissions": "readwrite"}]}]
     page = client.get(response.headers["Location"]).text
     assert 'data-tvwidget-share="alex" data-status="pending"' in page
     assert "Notify on service case changes" in page
 
-    fake.groups["g900"]["shared_with"]["u201"] = False  # Alex accepts in the TeamViewer client
+    teamviewer.groups["g900"]["shared_with"]["u201"] = False  # Alex accepts in the TeamViewer client
     assert 'data-tvwidget-share="alex" data-status="pending"' in client.get("/embed/admin/agents").text
     _refresh_later(app, client)  # the admin's refresh (or the periodic job) reads the group again
     page, token = page_csrf(client)
     assert 'data-tvwidget-share="alex" data-status="accepted"' in page.text
     assert 'data-tvwidget-share="kim" data-status="pending"' in page.text
     client.post("/embed/admin/agents/share", data={"csrf_token": token})
-    assert len(fake.shares) == 1  # nobody left to share with
+    assert len(teamviewer.shares) == 1  # nobody left to share with
     assert audit(app, "group_shared")[0]["users"] == ["u201", "u202"]
 
 
-def test_the_periodic_refresh_reads_the_groups_shares_but_a_play_does_not(app, fake):
+def test_the_periodic_refresh_reads_the_groups_shares_but_a_play_does_not(app, teamviewer):
     play(app, "alex.morgan@helpdesk.example", sub="alex")
-    assert fake.calls[("GET", "/groups")] == 0
+    assert teamviewer.counts[("GET", "/groups")] == 0
     with app.app_context():
         assert directory.refresh_due(utcnow() + timedelta(minutes=6))["fetched"] == 1
         assert directory.sharing("BOSS").group_id == "g900"
-    assert fake.calls[("GET", "/groups")] == 1
+    assert teamviewer.counts[("GET", "/groups")] == 1
 
 
 # -- worked by ---------------------------------------------------------------------------------------------------
 
 
-def test_the_report_says_who_really_worked_each_session(app, fake):
+def test_the_report_says_who_really_worked_each_session(app, teamviewer):
     alex = play(app, "alex.morgan@helpdesk.example", sub="alex", name="Alex Morgan")
     play(app, "kim+support@helpdesk.example", sub="kim", name="Kim Park")
     alex.post("stop")  # Alex opened it ...
@@ -360,7 +345,7 @@ def test_the_report_says_who_really_worked_each_session(app, fake):
                        userid="u999", username="Someone Else"),
         ])
         db.session.commit()
-    client = admin(app)
+    client = admin_client(app, **ADA)
     page = client.get("/embed/admin/reports/teamviewer-sessions").text
     section = page[page.index('data-tvwidget-report="worked_by"'):]
     assert 'data-tvwidget-worked-by="kim"' in section and "Kim Park" in section and "Someone Else" in section
@@ -379,7 +364,7 @@ def test_the_report_says_who_really_worked_each_session(app, fake):
                                        "total_connected_seconds": 600}
 
 
-def test_agents_seen_are_listed_with_their_latest_name(app, fake):
+def test_agents_seen_are_listed_with_their_latest_name(app, teamviewer):
     play(app, "alex.morgan@helpdesk.example", sub="alex", name="Alex M.")
     play(app, "alex.morgan@helpdesk.example", sub="alex", name="Alex Morgan")
     with app.app_context():

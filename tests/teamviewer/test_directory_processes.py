@@ -6,32 +6,24 @@ from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, DirectoryState, ServiceCase
 
 from ..conftest import SANDBOX_TOKEN
-from ..fake_teamviewer import TOKEN, FakeTeamViewer
-from ..cases.test_processes import Agent, _together, gunicorn, local_app, server_env  # noqa: F401 - fixtures
+from ..fake_teamviewer import TOKEN
+from ..processes import Agent, together
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def teamviewer():
-    """The strict double, its directory slow enough that every play arrives while it is being read."""
-    server = FakeTeamViewer().start()
-    server.users_delay = 0.5
-    yield server
-    server.stop()
 
 
 def _wave(base, first):
     agents = [Agent(base, ticket=f"T-{n}", sub=f"agent-{n % 6}", email=["alex.morgan@helpdesk.example",
                     "kim+support@helpdesk.example", "robin@helpdesk.example", "sam@helpdesk.example",
                     "nobody@helpdesk.example", "chris@helpdesk.example"][n % 6]) for n in range(first, first + 24)]
-    results = _together([(0, lambda a=agent: a.post("play")) for agent in agents])
+    results = together([(0, lambda a=agent: a.post("play")) for agent in agents])
     assert {r.status_code for r in results} == {200}
     assert {a.state() for a in agents} == {"open"}
 
 
 def test_24_simultaneous_plays_on_4_workers_read_the_directory_once(gunicorn, teamviewer, local_app):
     assert TOKEN == SANDBOX_TOKEN  # local_app connected the double's token
+    teamviewer.users_delay = 0.5  # the directory is slow enough that every play arrives while it is read
     _wave(gunicorn, 0)
     assert teamviewer.users_hits() == 1
     assert teamviewer.posts() == 24

@@ -20,20 +20,11 @@ from tvwidget.storage.models import (
 )
 
 from ..conftest import connect, make_token
+from ..helpers import csrf, sign_in_admin
 
 REVOKE = 'data-tvwidget-action="revoke"'
 CONFIRM = 'data-tvwidget-action="confirm-revoke"'
-
-
-def _admin(client, sub="admin-1", name="Ada Admin"):
-    response = client.get("/embed/admin", query_string={
-        "token": make_token(role="admin", ticket=None, sub=sub, name=name)})
-    assert response.status_code == 303, response.text
-    return client.get(response.headers["Location"])
-
-
-def _csrf(page) -> str:
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.text).group(1)
+ADA = {"sub": "admin-1", "name": "Ada Admin"}  # the admin who revokes
 
 
 def _confirm(client):
@@ -44,7 +35,7 @@ def _confirm(client):
 
 def _revoke(client, page=None):
     page = page or _confirm(client)
-    return client.post("/embed/admin/revoke", data={"csrf_token": _csrf(page)})
+    return client.post("/embed/admin/revoke", data={"csrf_token": csrf(page)})
 
 
 def _events(app, kind=None):
@@ -76,7 +67,7 @@ def _open_case_row(app, ticket_id="T-9", code="s12-345-678", **values):
 
 
 def test_the_revoke_button_leads_to_a_confirmation_step(connected_app, client):
-    page = _admin(client)
+    page = sign_in_admin(client, **ADA)
     assert REVOKE in page.text and CONFIRM not in page.text
     confirm = _confirm(client)
     assert CONFIRM in confirm.text and 'method="post"' in confirm.text
@@ -89,7 +80,7 @@ def test_revoke_is_refused_while_a_case_is_active_listing_each(connected_app, cl
     widget.play()
     assert widget.state() == "open"
     code = widget.field("session-code")
-    _admin(client)
+    sign_in_admin(client, **ADA)
     confirm = _confirm(client)
     refusal = re.search(r'<div class="[^"]*" role="alert">(.*?)</div>', confirm.text, re.S).group(1)
     assert "cannot be revoked while service cases are active" in refusal
@@ -97,7 +88,7 @@ def test_revoke_is_refused_while_a_case_is_active_listing_each(connected_app, cl
     assert CONFIRM not in confirm.text
 
     # A confirmation posted anyway (from an older page) is refused the same way.
-    response = client.post("/embed/admin/revoke", data={"csrf_token": _csrf(_admin(client))})
+    response = client.post("/embed/admin/revoke", data={"csrf_token": csrf(sign_in_admin(client, **ADA))})
     assert response.status_code == 409 and code in response.text and 'role="alert"' in response.text
     assert _settings(connected_app).connected
     assert _events(connected_app, "revoke_refused")[0][3]["cases"] == [f"T-1 {code}"]
@@ -116,7 +107,7 @@ def test_revoke_forgets_the_token_and_keeps_group_templates_and_history(connecte
     widget = launch()
     widget.play()
     widget.stop()
-    _admin(client)
+    sign_in_admin(client, **ADA)
     response = _revoke(client)
     assert response.status_code == 303 and response.headers["Location"].endswith("revoked=1")
     row = _settings(connected_app)
@@ -143,7 +134,7 @@ def test_revoke_forgets_the_token_and_keeps_group_templates_and_history(connecte
 
 def test_after_revoke_the_widget_is_disconnected_and_tells_agents_an_admin_must_connect(connected_app, client,
                                                                                         launch):
-    _admin(client)
+    sign_in_admin(client, **ADA)
     _revoke(client)
     widget = launch()
     assert widget.state() == "disconnected"
@@ -156,7 +147,7 @@ def test_after_revoke_the_widget_is_disconnected_and_tells_agents_an_admin_must_
 
 
 def test_stopping_a_case_opened_through_a_race_after_revoke_gives_a_clear_error(connected_app, client, launch):
-    _admin(client)
+    sign_in_admin(client, **ADA)
     assert _revoke(client).status_code == 303
     _open_case_row(connected_app, ticket_id="T-1", code="s98-765-432")
     response = launch().stop()
@@ -199,31 +190,31 @@ def test_expired_and_abandoned_cases_do_not_block_a_revoke(connected_app, client
                    valid_until=utcnow() - dt.timedelta(minutes=5))
     _open_case_row(connected_app, ticket_id="T-stuck", code=None, state=CaseState.CREATING,
                    opened_at=utcnow() - dt.timedelta(minutes=10), valid_until=None)
-    _admin(client)
+    sign_in_admin(client, **ADA)
     assert CONFIRM in _confirm(client).text
     assert _revoke(client).status_code == 303
 
 
 def test_a_case_being_created_blocks_a_revoke(connected_app, client):
     _open_case_row(connected_app, ticket_id="T-new", code=None, state=CaseState.CREATING, valid_until=None)
-    _admin(client)
+    sign_in_admin(client, **ADA)
     page = _confirm(client)
     assert "(being created)" in page.text and CONFIRM not in page.text
 
 
 def test_revoke_without_the_csrf_token_changes_nothing(connected_app, client):
-    _admin(client)
+    sign_in_admin(client, **ADA)
     response = client.post("/embed/admin/revoke")
     assert response.status_code == 400 and _settings(connected_app).connected
 
 
 def test_another_admin_connects_their_own_token_after_a_revoke(connected_app, client, app_factory):
-    _admin(client)
+    sign_in_admin(client, **ADA)
     _revoke(client)
     other = connected_app.test_client()
-    page = _admin(other, sub="admin-2", name="Bo Second")
+    page = sign_in_admin(other, sub="admin-2", name="Bo Second")
     response = other.post("/embed/admin/settings", data={
-        "csrf_token": _csrf(page), "script_token": "sandbox-second-admin-9876", "group_name": "BOSS"})
+        "csrf_token": csrf(page), "script_token": "sandbox-second-admin-9876", "group_name": "BOSS"})
     assert response.status_code == 303
     page = other.get("/embed/admin/settings")
     assert "…9876" in page.text and "Bo Second" in page.text and REVOKE in page.text

@@ -10,30 +10,20 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, IntegrationSettings
 
 from ..conftest import free_port, make_token
+from ..helpers import csrf, json_response, sign_in_admin
 
 CANARY = "sandbox-canary-token-Zq7w"
 ACCOUNT = {"userid": "u1", "name": "Help Desk", "email": "help@example.com", "company_name": "Example Corp"}
 
 
-def _admin(client, **claims):
-    response = client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None, **claims)})
-    assert response.status_code == 303, response.text
-    return client.get(response.headers["Location"])
-
-
-def _csrf(page) -> str:
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-
-
 def _save(client, page, **fields):
-    return client.post("/embed/admin/settings", data={"csrf_token": _csrf(page), "script_token": "",
+    return client.post("/embed/admin/settings", data={"csrf_token": csrf(page), "script_token": "",
                                                       "group_name": "BOSS"} | fields)
 
 
@@ -98,7 +88,7 @@ def test_every_admin_route_refuses_anonymous_requests_and_agent_sessions(app):
 
 
 def test_every_admin_page_is_not_frameable_and_not_cached(app, client):
-    _admin(client)
+    sign_in_admin(client)
     for endpoint, method, path in _admin_routes(app):
         if method != "GET" or endpoint == "tvwidget_admin.launch":
             continue
@@ -109,7 +99,7 @@ def test_every_admin_page_is_not_frameable_and_not_cached(app, client):
 
 
 def test_the_admin_form_has_the_contract_hooks(client):
-    page = _admin(client)
+    page = sign_in_admin(client)
     assert 'name="script_token"' in page.text and 'name="group_name"' in page.text
 
 
@@ -127,7 +117,7 @@ def test_the_admin_session_cookie_is_http_only_lax_and_secure(client):
 def test_an_idle_admin_session_expires_but_use_keeps_it_alive(app):
     client = app.test_client()
     with freeze_time("2030-01-01 09:00:00") as clock:
-        _admin(client)
+        sign_in_admin(client)
         for _ in range(3):  # 50 minutes apart: each request renews the hour
             clock.tick(dt.timedelta(minutes=50))
             assert client.get("/embed/admin/settings").status_code == 200
@@ -143,8 +133,8 @@ def test_an_idle_admin_session_expires_but_use_keeps_it_alive(app):
 
 
 def test_a_post_from_another_site_is_refused(app, client):
-    page = _admin(client)
-    response = client.post("/embed/admin/settings", data={"csrf_token": _csrf(page), "script_token": CANARY,
+    page = sign_in_admin(client)
+    response = client.post("/embed/admin/settings", data={"csrf_token": csrf(page), "script_token": CANARY,
                                                            "group_name": "X"},
                            headers={"Sec-Fetch-Site": "cross-site"})
     assert response.status_code == 403 and _nothing_saved(app)
@@ -156,7 +146,7 @@ def test_admin_changes_work_over_https_where_pages_send_no_referer(app, client):
     client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)}, **https)
     page = client.get("/embed/admin/settings", **https)
     assert page.headers["Referrer-Policy"] == "no-referrer"
-    form = {"csrf_token": _csrf(page), "script_token": CANARY, "group_name": "BOSS"}
+    form = {"csrf_token": csrf(page), "script_token": CANARY, "group_name": "BOSS"}
     browser = {"Sec-Fetch-Site": "same-origin", "Origin": "null"}  # what Chromium sends under no-referrer
     assert client.post("/embed/admin/settings", data=form, headers=browser, **https).status_code == 303
     assert client.post("/embed/admin/settings", data=form | {"csrf_token": ""}, headers=browser,
@@ -166,7 +156,7 @@ def test_admin_changes_work_over_https_where_pages_send_no_referer(app, client):
 
 
 def test_post_without_csrf_token_changes_nothing(app, client):
-    _admin(client)
+    sign_in_admin(client)
     response = client.post("/embed/admin/settings", data={"script_token": CANARY, "group_name": "X"})
     assert response.status_code == 400 and "form expired" in response.text and 'role="alert"' in response.text
     assert _nothing_saved(app)
@@ -176,7 +166,7 @@ def test_post_without_csrf_token_changes_nothing(app, client):
 
 def test_connecting_verifies_the_token_and_shows_only_its_last_four(app, client, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
-    saved = _save(client, _admin(client), script_token=CANARY, group_name="Helpdesk")
+    saved = _save(client, sign_in_admin(client), script_token=CANARY, group_name="Helpdesk")
     assert saved.status_code == 303
     page = client.get(saved.headers["Location"])
     assert "Connected" in page.text and "Sandbox Supporter" in page.text and "…Zq7w" in page.text
@@ -202,7 +192,7 @@ def test_connecting_verifies_the_token_and_shows_only_its_last_four(app, client,
     ("sandbox-noperm-token", "missing_session_permission", "may not manage service cases"),
 ])
 def test_a_bad_token_is_refused_with_its_own_message_and_nothing_is_saved(app, client, token, reason, message):
-    response = _save(client, _admin(client), script_token=token)
+    response = _save(client, sign_in_admin(client), script_token=token)
     assert response.status_code == 422
     assert 'role="alert"' in response.text and message in response.text and "Nothing was saved." in response.text
     assert token not in response.text
@@ -213,27 +203,14 @@ def test_a_bad_token_is_refused_with_its_own_message_and_nothing_is_saved(app, c
 def test_unreachable_teamviewer_is_refused_clearly(app_factory):
     app = app_factory(TEAMVIEWER_API_URL=f"http://127.0.0.1:{free_port()}/api/v1")
     client = app.test_client()
-    response = _save(client, _admin(client), script_token=CANARY)
+    response = _save(client, sign_in_admin(client), script_token=CANARY)
     assert response.status_code == 422 and "cannot be reached from this server" in response.text
     assert _nothing_saved(app) and _audit(app, "connect_failed")[0]["reason"] == "unreachable"
 
 
-@pytest.fixture
-def teamviewer():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-def _json(status, body):
-    return Response(json.dumps(body), status=status, content_type="application/json")
-
-
 def _slow(request):
     time.sleep(0.8)
-    return _json(200, {"token_valid": True})
+    return json_response(200, {"token_valid": True})
 
 
 # What TeamViewer answers on (ping, account, sessions) -> the reason and the admin's message.
@@ -270,15 +247,15 @@ def _answer(server, path, answer):
 
 
 @pytest.mark.parametrize("fault", VERIFY_FAULTS)
-def test_each_verification_failure_has_its_own_message(app_factory, teamviewer, caplog, fault):
+def test_each_verification_failure_has_its_own_message(app_factory, teamviewer_server, caplog, fault):
     caplog.set_level(logging.DEBUG)
     ping, account, sessions, reason, message = VERIFY_FAULTS[fault]
     for path, answer in (("/ping", ping), ("/account", account), ("/sessions", sessions)):
-        _answer(teamviewer, path, answer)
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"), TEAMVIEWER_READ_TIMEOUT=0.5,
+        _answer(teamviewer_server, path, answer)
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"), TEAMVIEWER_READ_TIMEOUT=0.5,
                       TEAMVIEWER_RETRIES=0)
     client = app.test_client()
-    response = _save(client, _admin(client), script_token=CANARY)
+    response = _save(client, sign_in_admin(client), script_token=CANARY)
     assert response.status_code == 422, response.text
     assert message in response.text and 'role="alert"' in response.text
     assert "Traceback" not in response.text
@@ -289,20 +266,20 @@ def test_each_verification_failure_has_its_own_message(app_factory, teamviewer, 
     assert all(CANARY not in json.dumps(e) for e in _audit(app, "connect_failed"))
 
 
-def test_verification_reads_ping_account_and_sessions_with_the_token(app_factory, teamviewer):
+def test_verification_reads_ping_account_and_sessions_with_the_token(app_factory, teamviewer_server):
     for path, answer in (("/ping", {"token_valid": True}), ("/account", ACCOUNT), ("/sessions", {"sessions": []})):
-        _answer(teamviewer, path, answer)
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"))
+        _answer(teamviewer_server, path, answer)
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"))
     client = app.test_client()
-    assert _save(client, _admin(client), script_token=CANARY).status_code == 303
-    assert [request.path for request, _ in teamviewer.log] == ["/api/v1/ping", "/api/v1/account", "/api/v1/sessions"]
-    assert all(request.headers["Authorization"] == f"Bearer {CANARY}" for request, _ in teamviewer.log)
+    assert _save(client, sign_in_admin(client), script_token=CANARY).status_code == 303
+    assert [request.path for request, _ in teamviewer_server.log] == ["/api/v1/ping", "/api/v1/account", "/api/v1/sessions"]
+    assert all(request.headers["Authorization"] == f"Bearer {CANARY}" for request, _ in teamviewer_server.log)
     page = client.get("/embed/admin/settings")
     assert "Help Desk" in page.text and "help@example.com" in page.text and "Example Corp" in page.text
 
 
 def test_an_empty_token_field_keeps_the_stored_token(app, client):
-    page = _admin(client)
+    page = sign_in_admin(client)
     _save(client, page, script_token=CANARY)
     with app.app_context():
         before = db.session.get(IntegrationSettings, 1).token_ciphertext
@@ -316,13 +293,13 @@ def test_an_empty_token_field_keeps_the_stored_token(app, client):
 
 
 def test_first_save_without_a_token_asks_for_one(client):
-    response = _save(client, _admin(client))
+    response = _save(client, sign_in_admin(client))
     assert response.status_code == 422 and "Paste the script token" in response.text
 
 
 @pytest.mark.parametrize("group", ["", "   ", "x" * 101, "bad\nname", "tab\there"])
 def test_malformed_group_name_is_refused(app, client, group):
-    response = _save(client, _admin(client), script_token=CANARY, group_name=group)
+    response = _save(client, sign_in_admin(client), script_token=CANARY, group_name=group)
     assert response.status_code == 422 and 'role="alert"' in response.text
     assert _nothing_saved(app)
 
@@ -332,26 +309,26 @@ def test_malformed_group_name_is_refused(app, client, group):
     ("has a space in it", "no spaces or other symbols"),
 ])
 def test_a_malformed_token_is_refused_before_asking_teamviewer(app, client, token, message):
-    response = _save(client, _admin(client), script_token=token)
+    response = _save(client, sign_in_admin(client), script_token=token)
     assert response.status_code == 422 and message in response.text and 'role="alert"' in response.text
     assert _nothing_saved(app) and _audit(app, "connect_failed") == []
 
 
 def test_a_group_name_is_shown_as_text(app, client):
-    _save(client, _admin(client), script_token=CANARY, group_name='<b onmouseover="x">Help</b>')
+    _save(client, sign_in_admin(client), script_token=CANARY, group_name='<b onmouseover="x">Help</b>')
     for path in ("/embed/admin/settings", "/embed/admin/branding"):
         page = client.get(path)
         assert "<b onmouseover" not in page.text and "&lt;b onmouseover" in page.text
 
 
 def test_the_password_field_never_renders_the_stored_token(app, client):
-    _save(client, _admin(client), script_token=CANARY)
+    _save(client, sign_in_admin(client), script_token=CANARY)
     page = client.get("/embed/admin/settings")
     assert re.search(r'<input[^>]*name="script_token"[^>]*value=""', page.text)
 
 
 def test_the_connect_guide_and_the_branding_guide_are_shown(client):
-    page = _admin(client)
+    page = sign_in_admin(client)
     assert "How to connect TeamViewer" in page.text and "Create script token" in page.text
     guide = client.get("/embed/admin/branding")
     assert guide.status_code == 200

@@ -12,9 +12,9 @@ from tvwidget.mail import placeholders
 from tvwidget.storage.models import AuditEvent, EmailTemplate
 
 from ..conftest import make_token
+from ..helpers import csrf
 
 PAGE = "/embed/admin/email-template"
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -31,12 +31,8 @@ def admin(client):
     return page
 
 
-def _csrf(page) -> str:
-    return CSRF_RE.search(page.text).group(1)
-
-
 def _post(client, page, path="", lang="en", htmx=False, **fields):
-    data = {"csrf_token": _csrf(page), "subject": "Hello {requester_name}", "body": "Link: {customer_link}"} | fields
+    data = {"csrf_token": csrf(page), "subject": "Hello {requester_name}", "body": "Link: {customer_link}"} | fields
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post(PAGE + path, query_string={"lang": lang}, data=data, headers=headers)
 
@@ -133,7 +129,7 @@ def test_reset_goes_back_to_the_builtin_template_and_is_audited(app, client, adm
     assert _post(client, page, subject="Custom {ticket_id}").status_code == 303
     page = admin()
     assert 'data-tvwidget-action="reset"' in page.text
-    response = client.post(PAGE + "/reset", query_string={"lang": "en"}, data={"csrf_token": _csrf(page)})
+    response = client.post(PAGE + "/reset", query_string={"lang": "en"}, data={"csrf_token": csrf(page)})
     assert response.status_code == 303
     shown = client.get(response.headers["Location"])
     assert _field_value(shown.text, "subject") == "Remote support for ticket #{ticket_id}: {ticket_subject}"

@@ -1,6 +1,4 @@
 """``/healthz``: database reachable and integration state, no secrets, no TeamViewer call."""
-import pytest
-from pytest_httpserver import HTTPServer
 
 from tvwidget import create_app
 from tvwidget.extensions import db
@@ -9,28 +7,19 @@ from tvwidget.storage.models import IntegrationSettings
 from ..conftest import SANDBOX_TOKEN, connect
 
 
-@pytest.fixture
-def teamviewer():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 def test_not_connected_is_degraded_but_up(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "degraded", "database": "ok", "teamviewer": "not_connected"}
 
 
-def test_connected_is_ok_and_calls_no_teamviewer(app_factory, teamviewer):
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"))
+def test_connected_is_ok_and_calls_no_teamviewer(app_factory, teamviewer_server):
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"))
     connect(app)
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "database": "ok", "teamviewer": "connected"}
-    assert teamviewer.log == []
+    assert teamviewer_server.log == []
     body = response.get_data(as_text=True)
     with app.app_context():
         row = db.session.get(IntegrationSettings, 1)

