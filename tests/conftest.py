@@ -1,4 +1,5 @@
 """Shared fixtures: the app on SQLite and PostgreSQL, a TeamViewer sandbox over HTTP, a real SMTP server."""
+import contextlib
 import json
 import os
 import re
@@ -122,6 +123,16 @@ def tv_app(app_factory, teamviewer):
     return app
 
 
+@pytest.fixture
+def free_sandbox_licences(sandbox_url):
+    """Close what a test left open in the session-wide sandbox, which allows 50 open sessions."""
+    yield
+    auth = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+    listed = requests.get(f"{sandbox_url}/sessions", params={"state": "open"}, headers=auth, timeout=5)
+    for remote in listed.json()["sessions"]:
+        requests.put(f"{sandbox_url}/sessions/{remote['code']}", json={"state": "closed"}, headers=auth, timeout=5)
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -224,7 +235,7 @@ def connected_app(app):
     return app
 
 
-def helpdesk(root, **config) -> Flask:
+def helpdesk_app(root, **config) -> Flask:
     """A helpdesk app with its own login, its own Babel-free template and no Flask extensions."""
     (root / "templates").mkdir()
     (root / "templates" / "ticket.html").write_text(
@@ -377,6 +388,41 @@ def browser():
         finally:
             chromium.close()
 
+
+
+# --- the fake helpdesk that frames the widget cross-site in the browser tests (tests/browser.py) -------------
+
+@pytest.fixture
+def helpdesk():
+    """The fake helpdesk, reached as http://localhost:<port> (another site than tvwidget's 127.0.0.1)."""
+    from .browser import Helpdesk, localhost
+
+    desk = Helpdesk()
+    with serve(desk.app) as url:
+        desk.origin = localhost(url)
+        yield desk
+
+
+@pytest.fixture
+def serve_widget(app_factory, helpdesk, sandbox_url):
+    """Return ``start(name, connected=True, **config)``: serve a tvwidget app the helpdesk may frame."""
+    with contextlib.ExitStack() as servers:
+        def start(name: str = "main", connected: bool = True, **overrides):
+            app = app_factory(**{"FRAME_ANCESTORS": helpdesk.origin, "TEAMVIEWER_API_URL": sandbox_url} | overrides)
+            if connected:
+                connect(app)
+            url = servers.enter_context(serve(app))
+            helpdesk.widgets[name] = url
+            app.base_url = url
+            return app
+        yield start
+
+
+@pytest.fixture
+def teamviewer_sandbox():
+    """A fresh TeamViewer sandbox over HTTP for this test alone (not the session's shared one); yields its API URL."""
+    with serve(create_sandbox_app()) as url:
+        yield url + "/api/v1"
 
 # --- tvwidget as real processes: migrated by the flask CLI, served by gunicorn with 4 workers ---------------
 

@@ -142,7 +142,8 @@ class FakeTeamViewer:
 
     def _create(self, request):
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or set(body) - SESSION_FIELDS or not (body.get("groupname") or body.get("groupid")):
+        if not isinstance(body, dict) or set(body) - SESSION_FIELDS \
+                or not (body.get("groupname") or body.get("groupid")):
             return _error(400, "invalid_request", "Malformed session.")
         assignee = body.get("assigned_userid")
         with self.lock:

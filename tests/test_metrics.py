@@ -34,7 +34,8 @@ def test_metrics_add_up_every_worker_after_real_plays(gunicorn, teamviewer, smtp
     together([(0, lambda agent=agent: agent.post("play")) for agent in agents])
     assert {agent.state() for agent in agents} == {"open"}
     codes = [agent.code() for agent in agents]
-    together([(0, lambda agent=agent, code=code: agent.poll(code)) for agent, code in zip(agents, codes)] * 2)
+    polls = [(0, lambda agent=agent, code=code: agent.poll(code)) for agent, code in zip(agents, codes, strict=True)]
+    together(polls * 2)
     together([(0, lambda agent=agent: agent.post("stop")) for agent in agents])
     assert {agent.state() for agent in agents} == {"idle"}
     assert smtp.wait_for(8, timeout=20) and len(smtp.messages) == 8

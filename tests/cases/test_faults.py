@@ -40,7 +40,8 @@ FAULTS = {
     "500": (lambda r: json_response(500, {"error": "internal_error"}), "cannot be reached"),
     "html": (lambda r: Response("<html>Bad gateway</html>", 200, content_type="text/html"), "could not understand"),
     "empty": (lambda r: Response("", 200, content_type="application/json"), "could not understand"),
-    "no code": (lambda r: json_response(200, {k: v for k, v in SESSION.items() if k != "code"}), "could not understand"),
+    "no code": (lambda r: json_response(200, {k: v for k, v in SESSION.items() if k != "code"}),
+                "could not understand"),
     "bad code": (lambda r: json_response(200, SESSION | {"code": "12-345-678"}), "could not understand"),
 }
 

@@ -30,7 +30,8 @@ SESSION_PATH = re.compile(r"^/api/v1/sessions/(s[0-9-]+)$")
 
 
 def _all_at_once(agents, action):
-    return dict(zip(agents, [r.status_code for r in together([(0, partial(a.post, action)) for a in agents])]))
+    responses = together([(0, partial(a.post, action)) for a in agents])
+    return dict(zip(agents, [r.status_code for r in responses], strict=True))
 
 
 def _comments(base, ticket="T-1"):
@@ -61,7 +62,7 @@ def _assert_consistent(app, teamviewer, tmp_path):
     """No case in ``creating``; one comment per finished case; TeamViewer's open sessions all have a case."""
     found = _cases(app)
     assert not [case for case in found.values() if case[1] == CaseState.CREATING]
-    for ticket, state, code, kinds in found.values():
+    for ticket, state, _, kinds in found.values():
         assert len(kinds) == (1 if state in (CaseState.CLOSED, CaseState.EXPIRED) else 0), (ticket, state, kinds)
     active = Counter(ticket for ticket, state, _, _ in found.values() if state == CaseState.OPEN)
     assert all(count == 1 for count in active.values())
@@ -141,18 +142,19 @@ def test_stop_races_expiry_by_status_polls_and_cron(gunicorn, teamviewer, local_
             codes = [agent.code() for agent in agents]
             start, now = time.time() + 0.5, utcnow() + timedelta(seconds=0.5)
             with local_app.app_context():
-                for code, offset in zip(codes, offsets):
+                for code, offset in zip(codes, offsets, strict=True):
                     db.session.execute(sa.update(ServiceCase).where(ServiceCase.code == code)
                                        .values(valid_until=now + timedelta(seconds=offset)))
                 db.session.commit()
             jobs = [(0, partial(agent.post, "stop")) for agent in agents]
-            jobs += [(0.3 * n, partial(agent.poll, code)) for agent, code in zip(agents, codes) for n in range(5)]
+            jobs += [(0.3 * n, partial(agent.poll, code))
+                     for agent, code in zip(agents, codes, strict=True) for n in range(5)]
             jobs.append((0, partial(_expire_cases_for, local_app, 1.4)))
             *responses, cron_outputs = together(jobs, start)
             sent.update(play=len(agents), stop=len(agents), poll=len(responses) - len(agents),
                         cli=len(cron_outputs))
             found = {case[2]: case for case in _cases(local_app).values()}
-            for agent, code, stop in zip(agents, codes, responses):
+            for agent, code, stop in zip(agents, codes, responses, strict=True):
                 _, state, _, kinds = found[code]
                 assert state in (CaseState.CLOSED, CaseState.EXPIRED) and len(kinds) == 1, (code, state, kinds)
                 assert agent.state() == ("idle" if state == CaseState.CLOSED else "expired")
@@ -220,11 +222,11 @@ def test_stop_and_play_at_once_end_consistent(gunicorn, teamviewer, local_app, t
         codes = [agent.code() for agent in stoppers]
         players = [Agent(gunicorn, ticket=ticket, sub="agent-b") for ticket in tickets]
         responses = together([(0, partial(a.post, "stop")) for a in stoppers]
-                              + [(offset, partial(a.post, "play")) for a, offset in zip(players, offsets)])
+                              + [(offset, partial(a.post, "play")) for a, offset in zip(players, offsets, strict=True)])
         sent.update(stop=len(stoppers), play=len(players))
         assert {r.status_code for r in responses} == {200}
         found = _cases(local_app)
-        for ticket, code, player in zip(tickets, codes, players):
+        for ticket, code, player in zip(tickets, codes, players, strict=True):
             mine = [case for case in found.values() if case[0] == ticket]
             assert [case[3] for case in mine if case[2] == code] == [["closed"]]
             newer = [case for case in mine if case[1] == CaseState.OPEN]

@@ -83,7 +83,7 @@ def test_simultaneous_closes_of_an_unseen_ticket_all_succeed(app):
     for round_ in range(5):
         barrier = threading.Barrier(8)
 
-        def close():
+        def close(barrier=barrier, round_=round_):
             client = app.test_client()
             barrier.wait(10)
             statuses.append(client.post(f"/api/v1/tickets/NEW-{round_}/close", headers=api).status_code)

@@ -9,35 +9,25 @@ English and Japanese, are written by ``test_the_frame_follows_the_widget_height_
 """
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 
 import pytest
-import requests
 import sqlalchemy as sa
 from flask import Flask, render_template_string, request
 
-from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import ServiceCase, utcnow
 
-from ..conftest import FONTS_READY, HOST_API_KEY, connect, free_port, make_token, screenshot_dir, ticket_claim
+from ..browser import CONFIRM_STOP, PLAY, STOP, TIMEOUT, WIDGET, expect, host_api, stop_case
+from ..conftest import FONTS_READY, connect, free_port, make_token, screenshot_dir, ticket_claim
 from ..live import serve
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
-    expect = None
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = screenshot_dir()
-TIMEOUT = 10_000  # ms, for Playwright's waits
 HEIGHT_WITHIN = 1.0  # s: H1's "within a second"
-WIDGET = "#tvwidget-widget"
-PLAY = '[data-tvwidget-action="play"]'
-STOP = '[data-tvwidget-action="stop"]'
-CONFIRM_STOP = '[data-tvwidget-action="confirm-stop"]'
 FRAME = "[data-tvwidget-embed] iframe"
 EVENTS = ("case-opened", "case-closed", "case-expired", "email-status", "token-needed")
 AGENTS = {
@@ -53,14 +43,16 @@ HOST_PAGE = """<!doctype html>
 <style>
   body { margin: 0; font: 14px/1.5 system-ui, "Noto Sans CJK JP", sans-serif; background: #f6f8fa; color: #1f2328; }
   .layout { display: flex; gap: 20px; padding: 20px; align-items: flex-start; }
-  main { flex: 1; min-width: 0; padding: 4px 20px 16px; background: #fff; border: 1px solid #d0d7de; border-radius: 8px; }
+  main { flex: 1; min-width: 0; padding: 4px 20px 16px;
+         background: #fff; border: 1px solid #d0d7de; border-radius: 8px; }
   aside { flex: none; width: 360px; }
 </style>
 <script src="{{ base }}/embed/embed.js" async></script>
 </head>
 <body>
 <div class="layout">
-  <main><h1>#{{ ticket }}</h1><p>{{ "プリンターに印刷できない" if lang == "ja" else "Outlook crashes on start" }}</p></main>
+  <main><h1>#{{ ticket }}</h1>
+    <p>{{ "プリンターに印刷できない" if lang == "ja" else "Outlook crashes on start" }}</p></main>
   <aside id="sidebar">
     <div id="tv" data-tvwidget-embed data-tvwidget-token="{{ token }}"
          {%- if max_height %} data-tvwidget-max-height="{{ max_height }}"{% endif %}></div>
@@ -86,13 +78,13 @@ PLAIN_PAGE = """<!doctype html>
 # and every message the host page receives.
 RECORDER = """
 window.__tvwidget = {events: [], messages: []};
-for (const name of %s) {
+for (const name of EVENT_NAMES) {
   document.addEventListener("tvwidget:" + name, (event) => window.__tvwidget.events.push(
       {name, detail: event.detail, target: event.target.id, bubbles: event.bubbles}));
 }
 window.addEventListener("message", (event) => window.__tvwidget.messages.push(
     {origin: event.origin, data: event.data}));
-""" % list(EVENTS)
+""".replace("EVENT_NAMES", json.dumps(list(EVENTS)))
 
 
 class Host:
@@ -138,13 +130,6 @@ def host():
     with serve(desk.app) as url:
         desk.origin = url.replace("http://127.0.0.1:", "http://localhost:")  # another site than tvwidget's
         yield desk
-
-
-@pytest.fixture
-def teamviewer_sandbox():
-    """A TeamViewer sandbox over HTTP for this test alone; yields its API URL."""
-    with serve(create_sandbox_app()) as url:
-        yield url + "/api/v1"
 
 
 @pytest.fixture
@@ -220,17 +205,6 @@ def events(page, name: str | None = None) -> list[dict]:
 def wait_for_event(page, name: str, count: int = 1) -> dict:
     page.wait_for_function(f"() => window.__tvwidget.events.filter(e => e.name === '{name}').length >= {count}")
     return events(page, name)[count - 1]
-
-
-def host_api(app, path: str) -> requests.Response:
-    return requests.get(f"{app.base_url}/api/v1{path}", headers={"Authorization": f"Bearer {HOST_API_KEY}"},
-                        timeout=10)
-
-
-def stop_case(frame):
-    frame.locator(STOP).click()
-    frame.locator(CONFIRM_STOP).click()
-    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "idle")
 
 
 def expire_cases_of(app, ticket_id: str) -> None:
@@ -338,7 +312,7 @@ def test_case_events_bubble_with_their_detail_and_the_token_is_in_no_url(host, s
 
     stop_case(frame)
     closed = wait_for_event(page, "case-closed")
-    comments = host_api(app, "/tickets/T-EV/comments").json()["comments"]
+    comments = host_api(app, "GET", "/tickets/T-EV/comments").json()["comments"]
     assert closed["target"] == "tv" and closed["bubbles"]
     assert closed["detail"] == {"ticketId": "T-EV", "code": code, "state": "closed", "comment": comments[-1]["body"]}
     assert code in closed["detail"]["comment"] and "Duration" in closed["detail"]["comment"]
@@ -347,7 +321,7 @@ def test_case_events_bubble_with_their_detail_and_the_token_is_in_no_url(host, s
     second = wait_for_event(page, "case-opened", 2)["detail"]["code"]
     expire_cases_of(app, "T-EV")  # the live-status poll (every second here) finds it expired
     expired = wait_for_event(page, "case-expired")
-    comments = host_api(app, "/tickets/T-EV/comments").json()["comments"]
+    comments = host_api(app, "GET", "/tickets/T-EV/comments").json()["comments"]
     assert expired["detail"] == {"ticketId": "T-EV", "code": second, "state": "expired",
                                  "comment": comments[-1]["body"]}
     assert "expired" in expired["detail"]["comment"]

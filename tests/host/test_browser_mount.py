@@ -10,9 +10,9 @@ from flask import render_template_string, request
 from tvwidget import init_app
 from tvwidget.extensions import db
 
-from ..conftest import EMBED_SECRET, FONTS_READY, connect, helpdesk, make_token, screenshot_dir, ticket_claim
+from ..browser import PLAY, WIDGET, stop_case, widget_frame
+from ..conftest import EMBED_SECRET, FONTS_READY, connect, helpdesk_app, make_token, screenshot_dir, ticket_claim
 from ..live import serve
-from ..web.test_browser_widget import PLAY, WIDGET, stop_case, widget_frame
 
 try:
     from playwright.sync_api import expect
@@ -40,7 +40,7 @@ def mounted(tmp_path, monkeypatch, sandbox_url, smtp):
                        "TVWIDGET_FRAME_ANCESTORS": "'self'",
                        "TVWIDGET_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'tvwidget.db'}"}.items():
         monkeypatch.setenv(key, value)
-    host = helpdesk(tmp_path, SECRET_KEY="the-helpdesk-s-own-secret-key-0123456789abcdef",
+    host = helpdesk_app(tmp_path, SECRET_KEY="the-helpdesk-s-own-secret-key-0123456789abcdef",
                     COMPANY_NAME="Helpdesk Host Inc.", ENV="staging")
 
     @host.get("/tickets/<ticket_id>/support")

@@ -474,7 +474,8 @@ def test_the_kit_builds_a_wheel_that_installs_with_only_its_two_dependencies(tmp
     assert {"tvwidget_host/__init__.py", "tvwidget_host/client.py", "tvwidget_host/tokens.py",
             "tvwidget_host/webhook.py", "tvwidget_host/errors.py", "tvwidget_host/py.typed"} <= names
     assert not [n for n in names if n.startswith(("tvwidget/", "examples/", "tests/"))]
-    requires = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+    requires = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines()
+                      if line.startswith("Requires-Dist:"))
     assert requires == ["PyJWT>=2.4", "requests>=2.28"]
 
     venv = tmp_path / "venv"

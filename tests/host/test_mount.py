@@ -14,7 +14,7 @@ from tvwidget.config import ConfigError
 from tvwidget.extensions import db
 from tvwidget.storage.models import IntegrationSettings
 
-from ..conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk, make_token
+from ..conftest import EMBED_SECRET, HOST_API_KEY, Widget, connect, helpdesk_app, make_token
 from ..helpers import csrf
 
 TVWIDGET_SECRET = "tvwidget-own-secret-key-0123456789abcdef-0123"
@@ -121,7 +121,7 @@ def works_inside(host: Flask, client, smtp) -> None:
 def test_init_app_leaves_the_hosts_config_session_jinja_and_hooks_alone_and_works_inside_it(
         tmp_path, tvwidget_env, database_url, smtp):
     host_database = tmp_path / "helpdesk.db"
-    host = helpdesk(tmp_path, **HOST_CONFIG, SQLALCHEMY_DATABASE_URI=f"sqlite:///{host_database}",
+    host = helpdesk_app(tmp_path, **HOST_CONFIG, SQLALCHEMY_DATABASE_URI=f"sqlite:///{host_database}",
                     # The host's config may hold tvwidget's settings under the TVWIDGET_ prefix.
                     TVWIDGET_HOST_API_KEY=HOST_API_KEY)
     before = snapshot(host)
@@ -165,7 +165,7 @@ def test_init_app_leaves_the_hosts_config_session_jinja_and_hooks_alone_and_work
 
 def test_a_host_configured_only_after_mounting_keeps_its_values_and_tvwidget_its_own(tmp_path, tvwidget_env, smtp):
     # As a helpdesk module does at import time: mount first, load its own configuration later.
-    host = helpdesk(tmp_path)
+    host = helpdesk_app(tmp_path)
     init_app(host, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/tvwidget.db", "HOST_API_KEY": HOST_API_KEY})
     flask_defaults = set(Flask("probe").config)
     host.config.from_mapping(HOST_CONFIG, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/helpdesk.db",
@@ -189,7 +189,7 @@ def test_a_host_configured_only_after_mounting_keeps_its_values_and_tvwidget_its
 
 
 def test_the_admin_entry_is_tvwidgets_own_signed_cookie_in_a_host_app(tmp_path, tvwidget_env):
-    host = helpdesk(tmp_path, SECRET_KEY=HOST_SECRET)
+    host = helpdesk_app(tmp_path, SECRET_KEY=HOST_SECRET)
     init_app(host, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/tvwidget.db"})
     with host.app_context():
         db.create_all()
@@ -213,7 +213,7 @@ def test_the_admin_entry_is_tvwidgets_own_signed_cookie_in_a_host_app(tmp_path, 
 @pytest.mark.parametrize("extension", ["Flask-SQLAlchemy", "Flask-Babel"])
 def test_a_host_with_its_own_single_instance_extension_is_refused_before_anything_changes(
         tmp_path, tvwidget_env, extension):
-    host = helpdesk(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/helpdesk.db", SECRET_KEY=HOST_SECRET)
+    host = helpdesk_app(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/helpdesk.db", SECRET_KEY=HOST_SECRET)
     if extension == "Flask-SQLAlchemy":
         SQLAlchemy().init_app(host)
     else:

@@ -86,7 +86,8 @@ def test_hs_token_signed_with_an_rs_public_key_is_refused(client):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
     rs_token = make_token(secret=key, algorithm="RS256")
     assert _launch(client, rs_token).status_code == 401
     # HS256 keyed with the public key: PyJWT refuses to even make it, so craft it with hmac.

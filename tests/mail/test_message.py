@@ -21,16 +21,7 @@ from ..conftest import HOST_API_KEY, SANDBOX_TOKEN, ticket_claim
 
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
-
-
-@pytest.fixture(autouse=True)
-def free_sandbox_licences(sandbox_url):
-    """Close what a test left open in the session-wide sandbox, which allows 50 open sessions."""
-    yield
-    listed = requests.get(f"{sandbox_url}/sessions", params={"state": "open"}, headers=SANDBOX_AUTH, timeout=5)
-    for session in listed.json()["sessions"]:
-        requests.put(f"{sandbox_url}/sessions/{session['code']}", json={"state": "closed"}, headers=SANDBOX_AUTH,
-                     timeout=5)
+pytestmark = pytest.mark.usefixtures("free_sandbox_licences")
 
 
 def _received(smtp, count=1):

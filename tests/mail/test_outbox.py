@@ -19,7 +19,6 @@ from datetime import timedelta
 from email import policy
 
 import pytest
-import requests
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
@@ -28,19 +27,9 @@ from tvwidget.mail import outbox
 from tvwidget.paths import PACKAGE_DIR
 from tvwidget.storage.models import AuditEvent, EmailMessage, ServiceCase, utcnow
 
-from ..conftest import SANDBOX_TOKEN, connect, free_port, open_widget, ticket_claim
+from ..conftest import connect, free_port, open_widget, ticket_claim
 
-SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
-
-
-@pytest.fixture(autouse=True)
-def free_sandbox_licences(sandbox_url):
-    """Close what a test left open in the session-wide sandbox, which allows 50 open sessions."""
-    yield
-    listed = requests.get(f"{sandbox_url}/sessions", params={"state": "open"}, headers=SANDBOX_AUTH, timeout=5)
-    for session in listed.json()["sessions"]:
-        requests.put(f"{sandbox_url}/sessions/{session['code']}", json={"state": "closed"}, headers=SANDBOX_AUTH,
-                     timeout=5)
+pytestmark = pytest.mark.usefixtures("free_sandbox_licences")
 
 
 class Scripted:

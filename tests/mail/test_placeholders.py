@@ -31,7 +31,10 @@ templates = st.lists(st.one_of(st.sampled_from(PIECES), st.text(alphabet=ALPHABE
 hostile_values = st.text(alphabet=ALPHABET + "<>" + "ABC", max_size=20).map(lambda text: "<x-evil>" + text)
 
 
-def value_dicts(values=st.text(max_size=20)):
+SHORT_TEXT = st.text(max_size=20)
+
+
+def value_dicts(values=SHORT_TEXT):
     return st.fixed_dictionaries({name: values for name in placeholders.PLACEHOLDERS})
 
 

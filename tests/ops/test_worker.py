@@ -31,7 +31,8 @@ ENCRYPTION_KEYS = "Ws0dQ7C4Ho3T9pvf9_kS7OTZHJxmRvqm2JhTn2v9h3E="  # as conftest'
 
 @pytest.fixture(scope="module")
 def sandbox_url():
-    """This module's own TeamViewer sandbox: its plays leave sessions open, so they count against no one else's limit."""
+    """This module's own TeamViewer sandbox: its plays leave sessions open, so they count against no one else's
+    limit."""
     with serve(create_sandbox_app()) as base_url:
         yield base_url + "/api/v1"
 

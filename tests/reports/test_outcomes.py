@@ -83,7 +83,7 @@ def _expected(filters: reports.Filters) -> dict:
         closed = case.state == "closed"
         figures = (int(closed), int(not closed), connected.get(case.id, 0) if closed else 0)
         for key in ("total", f"outcome:{case.outcome or 'unknown'}", f"technician:{case.opened_by_id}"):
-            sums[key] = [a + b for a, b in zip(sums.get(key, (0, 0, 0)), figures)]
+            sums[key] = [a + b for a, b in zip(sums.get(key, (0, 0, 0)), figures, strict=True)]
     return {key: tuple(value) for key, value in sums.items() if key.startswith(("total", "outcome")) or any(value)}
 
 

@@ -34,7 +34,8 @@ def _kinds_shown(page) -> list[str]:
 
 def test_the_audit_module_exposes_only_record():
     public = sorted(name for name, value in vars(audit).items()
-                    if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == audit.__name__)
+                    if callable(value) and not name.startswith("_")
+                    and getattr(value, "__module__", "") == audit.__name__)
     assert public == ["record"]
 
 
@@ -56,7 +57,8 @@ def test_an_audit_row_cannot_be_changed_or_deleted(app):
 def test_no_code_path_updates_or_deletes_audit_rows():
     package = Path(audit.__file__).parent
     pattern = re.compile(r"(update|delete)\(\s*AuditEvent|AuditEvent\.__table__\.(update|delete)|"
-                         r"tvwidget_audit_events\b[^\n]*\b(UPDATE|DELETE)|\b(UPDATE|DELETE FROM)\s+tvwidget_audit_events",
+                         r"tvwidget_audit_events\b[^\n]*\b(UPDATE|DELETE)|"
+                         r"\b(UPDATE|DELETE FROM)\s+tvwidget_audit_events",
                          re.I)
     offenders = [str(path) for path in package.rglob("*.py") if pattern.search(path.read_text(encoding="utf-8"))]
     assert offenders == []

@@ -272,7 +272,8 @@ def test_verification_reads_ping_account_and_sessions_with_the_token(app_factory
     app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"))
     client = app.test_client()
     assert _save(client, sign_in_admin(client), script_token=CANARY).status_code == 303
-    assert [request.path for request, _ in teamviewer_server.log] == ["/api/v1/ping", "/api/v1/account", "/api/v1/sessions"]
+    assert [request.path for request, _ in teamviewer_server.log] == [
+        "/api/v1/ping", "/api/v1/account", "/api/v1/sessions"]
     assert all(request.headers["Authorization"] == f"Bearer {CANARY}" for request, _ in teamviewer_server.log)
     page = client.get("/embed/admin/settings")
     assert "Help Desk" in page.text and "help@example.com" in page.text and "Example Corp" in page.text

@@ -49,7 +49,8 @@ def _state(app):
 
 def _field_value(page_html: str, name: str) -> str:
     if name == "body":
-        return html.unescape(re.search(r'<textarea[^>]*name="body"[^>]*>\r?\n?(.*?)</textarea>', page_html, re.S).group(1))
+        body = re.search(r'<textarea[^>]*name="body"[^>]*>\r?\n?(.*?)</textarea>', page_html, re.S)
+        return html.unescape(body.group(1))
     return html.unescape(re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', page_html).group(1))
 
 

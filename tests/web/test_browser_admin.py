@@ -8,26 +8,18 @@ Screenshots (``admin-*.png``) go to conftest's ``screenshot_dir()``.
 
 import pytest
 
+from ..browser import CONFIRM_STOP, TIMEOUT, WIDGET, expect
 from ..conftest import FONTS_READY, make_token, screenshot_dir, ticket_claim
 from ..live import serve
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
-    expect = None
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = screenshot_dir()
-TIMEOUT = 10_000
 
-WIDGET = "#tvwidget-widget"
 REVOKE = '[data-tvwidget-action="revoke"]'
 CONFIRM_REVOKE = '[data-tvwidget-action="confirm-revoke"]'
 SAVE = '[data-tvwidget-action="save"]'
 ALERT = '[role="alert"]'
-
-
 
 
 def _context(browser):
@@ -96,7 +88,7 @@ def test_connect_revoke_refused_stop_revoke_reconnect(app_factory, browser, smtp
 
             # The agent stops; now the revoke goes through after confirmation.
             agent.click('[data-tvwidget-action="stop"]')
-            agent.locator(f'{WIDGET}[data-tvwidget-state="idle"], [data-tvwidget-action="confirm-stop"]').first.wait_for()
+            agent.locator(f'{WIDGET}[data-tvwidget-state="idle"], {CONFIRM_STOP}').first.wait_for()
             if agent.locator('[data-tvwidget-action="confirm-stop"]').count():
                 agent.click('[data-tvwidget-action="confirm-stop"]')
             expect(agent.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "idle")

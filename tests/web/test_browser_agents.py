@@ -9,13 +9,9 @@ from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 from tvwidget.storage.models import DirectoryState, IntegrationSettings
 
+from ..browser import expect
 from ..conftest import FONTS_READY, connect, make_token, open_widget, screenshot_dir, ticket_claim
 from ..live import serve
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the shared ``browser`` fixture says why
-    expect = None
 
 pytestmark = pytest.mark.browser
 

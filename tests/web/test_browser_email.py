@@ -13,19 +13,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template_string
 
+from ..browser import TIMEOUT, WIDGET, expect
 from ..conftest import FONTS_READY, Mailbox, connect, free_port, make_token, screenshot_dir
 from ..live import serve
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
-    expect = None
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = screenshot_dir()
-TIMEOUT = 10_000
-WIDGET = "#tvwidget-widget"
 EMAIL_STATUS = '[data-tvwidget-field="email-status"]'
 
 class RefusesOnce(Mailbox):
@@ -42,10 +36,9 @@ class RefusesOnce(Mailbox):
 
 
 HOST_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Ticket – Fake Helpdesk</title>
-<style>body { margin: 0; background: #f6f8fa; } iframe { display: block; border: 0; width: 360px; height: 560px; }</style>
+<style>body { margin: 0; background: #f6f8fa; }
+  iframe { display: block; border: 0; width: 360px; height: 560px; }</style>
 </head><body><iframe title="TeamViewer" src="{{ src }}"></iframe></body></html>"""
-
-
 
 
 @pytest.fixture

@@ -20,11 +20,7 @@ import re
 
 import pytest
 
-from tvwidget.demo.sandbox import create_sandbox_app
-
-from ..conftest import FONTS_READY, screenshot_dir
-from ..live import serve
-from .test_browser_widget import (  # noqa: F401
+from ..browser import (
     ALERT,
     CONFIRM_STOP,
     PLAY,
@@ -33,12 +29,11 @@ from .test_browser_widget import (  # noqa: F401
     WIDGET,
     expect,
     field,
-    helpdesk,
     host_api,
     open_ticket,
-    serve_widget,
     widget_frame,
 )
+from ..conftest import FONTS_READY, screenshot_dir
 
 pytestmark = pytest.mark.browser
 
@@ -58,13 +53,6 @@ def page(browser):
     page.set_default_timeout(TIMEOUT)
     yield page
     page.context.close()  # also ends the widget's status polling
-
-
-@pytest.fixture
-def teamviewer_sandbox():
-    """A fresh TeamViewer sandbox over HTTP for this test alone; yields its API URL."""
-    with serve(create_sandbox_app()) as url:
-        yield url + "/api/v1"
 
 
 def shoot(page, name: str, lang: str):

@@ -20,113 +20,34 @@ import threading
 import pytest
 import requests
 import sqlalchemy as sa
-from flask import Flask, abort, make_response, render_template_string, request
-from pytest_httpserver import HTTPServer
+from flask import Flask, make_response
 from werkzeug import Response
 
 from tvwidget.extensions import db
 from tvwidget.storage.models import CaseState, ServiceCase, utcnow
 
-from ..conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, make_token, screenshot_dir, ticket_claim
+from ..browser import (
+    ALERT,
+    PLAY,
+    STOP,
+    TIMEOUT,
+    WIDGET,
+    expect,
+    field,
+    host_api,
+    localhost,
+    open_ticket,
+    stop_case,
+    widget_frame,
+)
+from ..conftest import FONTS_READY, HOST_API_KEY, SANDBOX_TOKEN, connect, screenshot_dir
 from ..live import serve
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the shared ``browser`` fixture says why, or fails under TVWIDGET_REQUIRE_ALL
-    expect = None
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = screenshot_dir()
 API = {"Authorization": f"Bearer {HOST_API_KEY}"}
 CODE_RE = re.compile(r"^s\d{1,3}(-\d{3}){2}$")
-TIMEOUT = 10_000  # ms, for Playwright's waits
-
-WIDGET = "#tvwidget-widget"
-PLAY = '[data-tvwidget-action="play"]'
-STOP = '[data-tvwidget-action="stop"]'
-CONFIRM_STOP = '[data-tvwidget-action="confirm-stop"]'
-ALERT = '#tvwidget-widget [role="alert"]'
-
-
-def field(name: str) -> str:
-    return f'[data-tvwidget-field="{name}"]'
-
-
-# --- the fake helpdesk (the host) -----------------------------------------------------------------
-
-AGENTS = {
-    "en": {"sub": "agent-1", "name": "Alex Morgan", "email": "alex.morgan@helpdesk.example", "tz": "Europe/London"},
-    "ja": {"sub": "agent-2", "name": "田中 愛子", "email": "aiko.tanaka@helpdesk.example", "tz": "Asia/Tokyo"},
-}
-TICKETS = {
-    "en": {"subject": "Outlook crashes on start", "requester": {"name": "John Doe", "email": "john.doe@example.com"},
-           "description": "Since this morning Outlook closes right after the splash screen. Could someone look?"},
-    "ja": {"subject": "プリンターに印刷できない",
-           "requester": {"name": "山田 花子", "email": "hanako.yamada@example.jp"},
-           "description": "3階の複合機に印刷ジョブを送っても何も出てきません。リモートで確認していただけますか。"},
-}
-
-HOST_PAGE = """<!doctype html>
-<html lang="{{ lang }}">
-<head>
-<meta charset="utf-8">
-<title>#{{ ticket.id }} {{ ticket.subject }} – Fake Helpdesk</title>
-<style>
-  body { margin: 0; font: 14px/1.5 system-ui, "Noto Sans CJK JP", sans-serif; background: #f6f8fa; color: #1f2328; }
-  .bar { background: #24292f; color: #fff; padding: 10px 20px; font-weight: 600; }
-  .layout { display: flex; gap: 20px; padding: 20px; align-items: flex-start; }
-  main { flex: 1; min-width: 0; padding: 4px 20px 16px;
-         background: #fff; border: 1px solid #d0d7de; border-radius: 8px; }
-  aside { flex: none; width: 360px; }
-  aside iframe { display: block; border: 0; width: 360px; height: 440px; }
-</style>
-</head>
-<body>
-<div class="bar">Fake Helpdesk</div>
-<div class="layout">
-  <main>
-    <h1>#{{ ticket.id }} {{ ticket.subject }}</h1>
-    <p>{{ ticket.requester.name }} &lt;{{ ticket.requester.email }}&gt;</p>
-    <p>{{ description }}</p>
-  </main>
-  <aside aria-label="Apps">
-    <iframe id="tvwidget-frame" title="TeamViewer" src="{{ src }}" width="360" height="440"></iframe>
-  </aside>
-</div>
-</body>
-</html>
-"""
-
-
-class Helpdesk:
-    """A tiny host app: a ticket page whose 360-px sidebar frames the widget with a freshly signed token."""
-
-    def __init__(self):
-        self.widgets = {}  # name -> tvwidget base URL
-        self.origin = None
-        self.app = Flask("fake_helpdesk")
-
-        @self.app.get("/ticket/<ticket_id>")
-        def ticket_page(ticket_id):
-            lang = request.args.get("lang", "en")
-            base = self.widgets.get(request.args.get("widget", "main")) or abort(404)
-            agent, data = AGENTS[lang], TICKETS[lang]
-            ticket = ticket_claim(ticket_id, subject=data["subject"], requester=data["requester"])
-            token = make_token(locale=lang, tz=agent["tz"], sub=agent["sub"], name=agent["name"],
-                               email=agent["email"], role=request.args.get("role", "agent"), ticket=ticket)
-            return render_template_string(HOST_PAGE, lang=lang, ticket=ticket, description=data["description"],
-                                          src=f"{base}/embed/widget?token={token}")
-
-        @self.app.get("/cookie-probe")
-        def cookie_probe():
-            return f'<!doctype html><iframe src="{self.widgets["probe"]}/set-cookie"></iframe>'
-
-    def ticket_url(self, ticket_id: str, lang: str = "en", widget: str = "main", **params) -> str:
-        query = "&".join(f"{k}={v}" for k, v in {"lang": lang, "widget": widget, **params}.items())
-        return f"{self.origin}/ticket/{ticket_id}?{query}"
-
-
 def cookie_setter() -> Flask:
     """A page on the widget's site (127.0.0.1) setting an ordinary SameSite=None; Secure cookie."""
     app = Flask("cookie_setter")
@@ -138,11 +59,6 @@ def cookie_setter() -> Flask:
         return response
 
     return app
-
-
-def localhost(url: str) -> str:
-    """Reach a server bound to 127.0.0.1 through the name ``localhost`` (another site)."""
-    return url.replace("http://127.0.0.1:", "http://localhost:")
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -164,39 +80,12 @@ def page(context):
     return context.new_page()
 
 
-@pytest.fixture
-def helpdesk():
-    """The fake helpdesk, reached as http://localhost:<port>."""
-    desk = Helpdesk()
-    with serve(desk.app) as url:
-        desk.origin = localhost(url)
-        yield desk
-
-
-@pytest.fixture
-def serve_widget(app_factory, helpdesk, sandbox_url):
-    """Return ``start(name, connected=True, **config)``: serve a tvwidget app the helpdesk may frame."""
-    with contextlib.ExitStack() as servers:
-        def start(name: str = "main", connected: bool = True, **overrides):
-            app = app_factory(**{"FRAME_ANCESTORS": helpdesk.origin, "TEAMVIEWER_API_URL": sandbox_url} | overrides)
-            if connected:
-                connect(app)
-            url = servers.enter_context(serve(app))
-            helpdesk.widgets[name] = url
-            app.base_url = url
-            return app
-        yield start
-
-
 SESSION_JSON = ('{"code": "s123-456-789", "state": "Open", "supporter_link": "https://tv.test/s/s123456789",'
                 ' "end_customer_link": "https://tv.test/c/s123456789", "valid_until": "2099-01-01T00:00:00Z"}')
 
 
-@contextlib.contextmanager
-def teamviewer_double(handler):
-    """A pytest-httpserver TeamViewer answering POST /api/v1/sessions with ``handler``; counts creates."""
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
+def answer_creates(server, handler):
+    """Script conftest's bare TeamViewer server: POST /api/v1/sessions answers with ``handler``; counts creates."""
     server.creates = []
 
     def create(request):
@@ -204,64 +93,30 @@ def teamviewer_double(handler):
         return handler(request)
 
     server.expect_request("/api/v1/sessions", method="POST").respond_with_handler(create)
-    try:
-        yield server
-    finally:
-        server.clear()
-        server.stop()
+    return server
 
 
 @pytest.fixture
-def slow_teamviewer():
+def slow_teamviewer(teamviewer_server):
     """Takes one second to create a session, so the browser can be watched while play runs."""
     def slow(request):
         threading.Event().wait(1.0)
         return Response(SESSION_JSON, status=200, content_type="application/json")
 
-    with teamviewer_double(slow) as server:
-        yield server
+    return answer_creates(teamviewer_server, slow)
 
 
 @pytest.fixture
-def failing_teamviewer():
+def failing_teamviewer(teamviewer_server):
     """Answers every create with 500."""
     def fail(request):
         return Response('{"error": "internal_error", "error_description": "Something went wrong.", "error_code": 500}',
                         status=500, content_type="application/json")
 
-    with teamviewer_double(fail) as server:
-        yield server
+    return answer_creates(teamviewer_server, fail)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-def host_api(app, method: str, path: str) -> requests.Response:
-    """Call the host API server to server, as the helpdesk does."""
-    return requests.request(method, f"{app.base_url}/api/v1{path}", headers=API, timeout=10)
-
-
-def widget_frame(page):
-    """The helpdesk page's (only) iframe."""
-    return page.frame_locator("iframe")
-
-
-def open_ticket(page, url: str, state: str):
-    """Open the helpdesk's ticket page and wait until the framed widget is in ``state``."""
-    page.goto(url)
-    frame = widget_frame(page)
-    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", state)
-    return frame
-
-
-def stop_case(frame):
-    """Press stop; if the widget asks for a note and an outcome first (G3), confirm."""
-    frame.locator(STOP).click()
-    frame.locator(f'{WIDGET}[data-tvwidget-state="idle"], {CONFIRM_STOP}').first.wait_for()
-    confirm = frame.locator(CONFIRM_STOP)
-    if confirm.count():
-        confirm.click()
-    expect(frame.locator(WIDGET)).to_have_attribute("data-tvwidget-state", "idle")
-
 
 def count_cases(app, *states) -> int:
     """Count the service cases in the database (in ``states``, if given)."""

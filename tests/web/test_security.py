@@ -428,7 +428,7 @@ def test_7_33_under_gunicorn_the_banner_hsts_and_the_logs_are_clean(database_url
     try:
         wait_for_http(base + "/healthz", why=log.read_text)
         answers = [requests.get(base + path, params={"token": token}, timeout=10, allow_redirects=False)
-                   for path, token in zip(("/embed/widget", "/embed/admin", "/embed/widget"), tokens)]
+                   for path, token in zip(("/embed/widget", "/embed/admin", "/embed/widget"), tokens, strict=True)]
         assert [a.status_code for a in answers] == [200, 303, 401]
         answers += [requests.get(base + "/healthz", timeout=10), requests.get(base + "/no/such/page", timeout=10)]
         proxied = requests.get(base + "/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=10)

@@ -43,7 +43,8 @@ def test_play_opens_a_case_with_code_links_and_expiry(connected_app, launch, smt
     assert widget.state() == "open"
     assert CODE_RE.match(widget.field("session-code"))
     assert re.search(r'data-tvwidget-field="valid-until" datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"', widget.html)
-    supporter = re.search(r'<a data-tvwidget-field="supporter-link" href="([^"]+)" target="_blank" rel="noopener', widget.html)
+    supporter = re.search(r'<a data-tvwidget-field="supporter-link" href="([^"]+)" target="_blank" rel="noopener',
+                          widget.html)
     customer = re.search(r'<a data-tvwidget-field="customer-link" href="([^"]+)"', widget.html)
     assert supporter and customer and supporter.group(1) != customer.group(1)
     assert 'data-tvwidget-action="stop"' in widget.html
@@ -56,7 +57,8 @@ def test_play_records_the_case_with_ticket_snapshot_and_audit(connected_app, lau
                    "requester": {"name": "Ann", "email": "ann@example.com"}}).play()
     with connected_app.app_context():
         case = db.session.scalar(sa.select(ServiceCase))
-        assert (case.ticket_id, case.state, case.ticket_category, case.ticket_priority) == ("T-9", "open", "Network", "Urgent")
+        assert (case.ticket_id, case.state, case.ticket_category, case.ticket_priority) == (
+            "T-9", "open", "Network", "Urgent")
         assert case.group_name == "BOSS" and case.opened_by_id == "agent-1"
         kinds = db.session.scalars(sa.select(AuditEvent.kind)).all()
         assert "case_opened" in kinds and "email_sent" in kinds
@@ -319,7 +321,7 @@ def test_14_helpdesk_data_renders_as_inert_text_in_the_widget_and_the_email(tv_a
     hostile_pages, hostile_mail = _widget_documents(tv_app, HOSTILE, smtp)
     benign_pages, benign_mail = _widget_documents(tv_app, BENIGN, smtp)
     shown = ""
-    for number, (hostile, benign) in enumerate(zip(hostile_pages, benign_pages)):
+    for number, (hostile, benign) in enumerate(zip(hostile_pages, benign_pages, strict=True)):
         parsed = Elements(hostile)
         _assert_inert(parsed, Elements(benign), f"widget document {number}")
         shown += "".join(parsed.text)
