@@ -4,9 +4,7 @@ import json
 import re
 import uuid
 
-import pytest
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
 
 from tvwidget.extensions import db
 from tvwidget.storage.models import (
@@ -159,21 +157,12 @@ def test_stopping_a_case_opened_through_a_race_after_revoke_gives_a_clear_error(
     assert _events(connected_app, "case_close_failed")[0][1:3] == ("agent-1", "T-1")
 
 
-@pytest.fixture
-def teamviewer():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-def test_a_case_teamviewer_refuses_to_close_with_the_old_token_gives_a_clear_error(app_factory, teamviewer):
+def test_a_case_teamviewer_refuses_to_close_with_the_old_token_gives_a_clear_error(app_factory, teamviewer_server):
     """The token was revoked at TeamViewer (deleted in the Management Console) while tvwidget still holds it."""
-    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url_for("/api/v1"), TEAMVIEWER_RETRIES=0)
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer_server.url_for("/api/v1"), TEAMVIEWER_RETRIES=0)
     connect(app)
     _open_case_row(app, ticket_id="T-1", code="s12-345-678")
-    teamviewer.expect_request("/api/v1/sessions/s12-345-678", method="PUT").respond_with_json(
+    teamviewer_server.expect_request("/api/v1/sessions/s12-345-678", method="PUT").respond_with_json(
         {"error": "invalid_token", "error_code": 2}, status=401)
     from ..conftest import Widget
 
