@@ -1,8 +1,11 @@
 """Shared fixtures: the app on SQLite and PostgreSQL, a TeamViewer sandbox over HTTP, a real SMTP server."""
+import contextlib
 import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -10,9 +13,11 @@ from pathlib import Path
 import flask_migrate
 import jwt
 import pytest
+import requests
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask, render_template, session
+from pytest_httpserver import HTTPServer
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tvwidget import create_app
@@ -20,6 +25,7 @@ from tvwidget.demo import create_app as create_demo_app
 from tvwidget.demo.sandbox import create_sandbox_app
 from tvwidget.extensions import db
 
+from .fake_teamviewer import FakeTeamViewer
 from .live import serve
 
 EMBED_SECRET = "test-embed-secret-0123456789abcdef-0123456789"
@@ -89,6 +95,42 @@ def sandbox_url():
     """A TeamViewer sandbox served over real HTTP on 127.0.0.1."""
     with serve(create_sandbox_app()) as base_url:
         yield base_url + "/api/v1"
+
+
+@pytest.fixture
+def teamviewer_server():
+    """A bare pytest-httpserver on 127.0.0.1 for tests that script TeamViewer's answers one by one."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def teamviewer():
+    """The suite's TeamViewer double (tests/fake_teamviewer.py), serving its whole Web API."""
+    fake = FakeTeamViewer().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def tv_app(app_factory, teamviewer):
+    """A connected app whose TeamViewer is the double."""
+    app = app_factory(TEAMVIEWER_API_URL=teamviewer.url, TEAMVIEWER_RETRIES=0, TEAMVIEWER_READ_TIMEOUT=2.0)
+    connect(app)
+    return app
+
+
+@pytest.fixture
+def free_sandbox_licences(sandbox_url):
+    """Close what a test left open in the session-wide sandbox, which allows 50 open sessions."""
+    yield
+    auth = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+    listed = requests.get(f"{sandbox_url}/sessions", params={"state": "open"}, headers=auth, timeout=5)
+    for remote in listed.json()["sessions"]:
+        requests.put(f"{sandbox_url}/sessions/{remote['code']}", json={"state": "closed"}, headers=auth, timeout=5)
 
 
 def free_port() -> int:
@@ -193,7 +235,7 @@ def connected_app(app):
     return app
 
 
-def helpdesk(root, **config) -> Flask:
+def helpdesk_app(root, **config) -> Flask:
     """A helpdesk app with its own login, its own Babel-free template and no Flask extensions."""
     (root / "templates").mkdir()
     (root / "templates" / "ticket.html").write_text(
@@ -345,3 +387,106 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+
+# --- the fake helpdesk that frames the widget cross-site in the browser tests (tests/browser.py) -------------
+
+@pytest.fixture
+def helpdesk():
+    """The fake helpdesk, reached as http://localhost:<port> (another site than tvwidget's 127.0.0.1)."""
+    from .browser import Helpdesk, localhost
+
+    desk = Helpdesk()
+    with serve(desk.app) as url:
+        desk.origin = localhost(url)
+        yield desk
+
+
+@pytest.fixture
+def serve_widget(app_factory, helpdesk, sandbox_url):
+    """Return ``start(name, connected=True, **config)``: serve a tvwidget app the helpdesk may frame."""
+    with contextlib.ExitStack() as servers:
+        def start(name: str = "main", connected: bool = True, **overrides):
+            app = app_factory(**{"FRAME_ANCESTORS": helpdesk.origin, "TEAMVIEWER_API_URL": sandbox_url} | overrides)
+            if connected:
+                connect(app)
+            url = servers.enter_context(serve(app))
+            helpdesk.widgets[name] = url
+            app.base_url = url
+            return app
+        yield start
+
+
+@pytest.fixture
+def teamviewer_sandbox():
+    """A fresh TeamViewer sandbox over HTTP for this test alone (not the session's shared one); yields its API URL."""
+    with serve(create_sandbox_app()) as url:
+        yield url + "/api/v1"
+
+# --- tvwidget as real processes: migrated by the flask CLI, served by gunicorn with 4 workers ---------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def server_settings() -> dict:
+    """Extra TVWIDGET_* variables for ``server_env``; a module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def server_env(database_url, teamviewer, smtp, server_settings):
+    """The environment tvwidget's processes (gunicorn, the ``flask`` CLI) run with; TeamViewer is the double."""
+    return os.environ | server_settings | {
+        "TVWIDGET_ENV": "development",
+        "TVWIDGET_SQLALCHEMY_DATABASE_URI": database_url,
+        "TVWIDGET_TEAMVIEWER_API_URL": teamviewer.url,
+        "TVWIDGET_EMBED_SECRET": EMBED_SECRET,
+        "TVWIDGET_HOST_API_KEY": HOST_API_KEY,
+        "TVWIDGET_MAIL_SERVER": "127.0.0.1",
+        "TVWIDGET_MAIL_PORT": str(smtp.port),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def local_app(server_env, database_url):
+    """The same database seen from the test's own process (migrated with ``flask db upgrade``, connected)."""
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=server_env,
+                   check=True, capture_output=True)
+    app = create_app({"ENV": "development", "SQLALCHEMY_DATABASE_URI": database_url})
+    connect(app)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def gunicorn(local_app, server_env, tmp_path):
+    """tvwidget under gunicorn with 4 worker processes; its log is ``tmp_path / "gunicorn.log"``."""
+    port = free_port()
+    log = open(tmp_path / "gunicorn.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "4", "--threads", "8", "-k", "gthread", "-b", f"127.0.0.1:{port}",
+         "--graceful-timeout", "2", "wsgi:app"],
+        cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base + "/embed/widget", timeout=5).close()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()

@@ -1,16 +1,19 @@
-"""A strict TeamViewer double over real HTTP on loopback, for the agent directory and assignment (G7).
+"""The TeamViewer double of the test suite: TeamViewer's Web API, stateful and strict, over real HTTP on loopback.
 
-Strict: every call needs the bearer token, an unknown query parameter or
-body field is a 400 ``invalid_request``, ids must have TeamViewer's shapes,
-and only an active user of the directory may be assigned a session.  It
-counts every call by ``(method, path)`` and keeps the bodies of creates, so
-tests assert exactly what reached TeamViewer.
+Sessions are made, read, listed and closed; the company directory, groups, sharing and the connection
+report answer as TeamViewer's do.  Strict: every call needs the bearer token (``token=None`` accepts any),
+an unknown query parameter or body field is a 400 ``invalid_request``, ids must have TeamViewer's shapes,
+and only an active user of the directory may be assigned a session.  ``calls`` lists every request as
+``(method, path)``; ``counts`` counts them by path with ids as ``{id}``; ``creates`` keeps the create bodies,
+so tests assert exactly what reached TeamViewer.  The ``teamviewer`` fixture in conftest serves one; tests
+that script single answers use conftest's ``teamviewer_server`` (a bare pytest-httpserver) instead.
 """
 import json
 import re
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
@@ -44,9 +47,15 @@ class FakeTeamViewer:
     makes creates answer a 4xx naming the assignee (``"named"``), a 400 that does not (``"unnamed"``),
     a 500 (``"5xx"``) or hang past the client's timeout (``"timeout"``) whenever ``assigned_userid`` is sent."""
 
-    def __init__(self):
+    def __init__(self, valid_for=timedelta(hours=24), token=TOKEN):
         self.server = HTTPServer(host="127.0.0.1", threaded=True)
-        self.calls = Counter()
+        self.token = token
+        self.valid_for = valid_for
+        self.before_create_reply = None  # called with a new session before TeamViewer answers
+        self.delays = {"POST": 0.0, "PUT": 0.0}  # seconds a create or close takes to answer, once done
+        self.gets = []  # when each GET of one session arrived (time.monotonic())
+        self.fail_with = None  # a response every GET of one session gets instead of the session
+        self.counts = Counter()
         self.creates = []
         self.users = [dict(user) for user in USERS]
         self.directory = "ok"
@@ -65,6 +74,11 @@ class FakeTeamViewer:
     def url_for(self, path):
         return self.server.url_for(path)
 
+    @property
+    def calls(self):
+        """Every request so far, as ``(method, path below /api/v1)``."""
+        return [(request.method, request.path.removeprefix("/api/v1")) for request, _ in self.server.log]
+
     def start(self):
         self.server.start()
         self.server.expect_request(re.compile(r"^/api/v1/.*")).respond_with_handler(self._handle)
@@ -77,14 +91,18 @@ class FakeTeamViewer:
     def _handle(self, request):
         path = request.path.removeprefix("/api/v1")
         with self.lock:
-            self.calls[(request.method, re.sub(r"/[ug]\d+", "/{id}", path))] += 1
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self.counts[(request.method, re.sub(r"/[ug]\d+", "/{id}", path))] += 1
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "invalid_token", "The access token is invalid.")
         routes = [
             ("GET", r"/users", self._users), ("GET", r"/users/(u\d+)", self._user),
             ("POST", r"/sessions", self._create), ("GET", r"/groups", self._groups),
             ("GET", r"/groups/(g\d+)", self._group), ("POST", r"/groups/(g\d+)/share_group", self._share),
             ("GET", r"/reports/connections", self._report), ("PUT", r"/sessions/(s[\d-]+)", self._put),
+            ("GET", r"/sessions", self._list), ("GET", r"/sessions/(s[\d-]+)", self._session),
+            ("GET", r"/ping", lambda request: _json({"token_valid": True})),
+            ("GET", r"/account", lambda request: _json({"userid": OWNER["id"], "name": OWNER["name"],
+                                                         "email": OWNER["email"]})),
         ]
         for method, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
@@ -124,7 +142,8 @@ class FakeTeamViewer:
 
     def _create(self, request):
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or set(body) - SESSION_FIELDS or not (body.get("groupname") or body.get("groupid")):
+        if not isinstance(body, dict) or set(body) - SESSION_FIELDS \
+                or not (body.get("groupname") or body.get("groupid")):
             return _error(400, "invalid_request", "Malformed session.")
         assignee = body.get("assigned_userid")
         with self.lock:
@@ -146,19 +165,41 @@ class FakeTeamViewer:
         with self.lock:
             number = len(self.sessions) + 1
             code = f"s{number // 1_000_000 + 100}-{number // 1000 % 1000:03d}-{number % 1000:03d}"
-            self.sessions[code] = body
             group = next((gid for gid, g in self.groups.items() if g["name"] == body.get("groupname")), None)
             if group is None:
                 group = f"g{900 + len(self.groups)}"
                 self.groups[group] = {"name": body.get("groupname"), "shared_with": {}}
-        link = code.replace("-", "")
-        return _json({"code": code, "state": "Open", "groupid": group, "valid_until": "2099-01-01T00:00:00Z",
-                      "created_at": "2026-12-01T00:00:00Z", "supporter_link": f"https://get.tv.test/{link}-x",
-                      "end_customer_link": f"https://get.tv.test/{link}",
-                      "assigned_userid": assignee or OWNER["id"], "custom_api": body.get("custom_api", "")})
+            link = code.replace("-", "")
+            until = datetime.now(UTC) + self.valid_for
+            session = {"code": code, "state": "Open", "groupid": group, "online": False,
+                       "valid_until": until.strftime("%Y-%m-%dT%H:%M:%SZ"), "created_at": "2026-12-01T00:00:00Z",
+                       "supporter_link": f"https://get.tv.test/{link}-x", "end_customer_link": f"https://get.tv.test/{link}",
+                       "assigned_userid": assignee or OWNER["id"], "custom_api": body.get("custom_api", "")}
+            self.sessions[code] = session
+            if self.before_create_reply is not None:
+                self.before_create_reply(session)
+        time.sleep(self.delays["POST"])
+        return _json(session)
+
+    def _list(self, request):
+        with self.lock:
+            return _json({"sessions": [s for s in self.sessions.values() if s["state"] == "Open"]})
+
+    def _session(self, request, code):
+        with self.lock:
+            self.gets.append(time.monotonic())
+            if self.fail_with is not None:
+                return self.fail_with
+            session = self.sessions.get(code)
+            return _json(session) if session else _error(404, "not_found", "No such session.")
 
     def _put(self, request, code):
-        return Response("", 204) if code in self.sessions else _error(404, "not_found", "No such session.")
+        with self.lock:
+            if code not in self.sessions:
+                return _error(404, "not_found", "No such session.")
+            self.sessions[code]["state"] = "Closed"
+        time.sleep(self.delays["PUT"])
+        return Response("", 204)
 
     def _group_json(self, gid):
         group = self.groups[gid]
@@ -198,8 +239,17 @@ class FakeTeamViewer:
             return bad
         return _json({"records": self.connections.get(request.args.get("session_code"), [])})
 
+    def live(self) -> set:
+        """The codes of the sessions still open at TeamViewer."""
+        with self.lock:
+            return {code for code, session in self.sessions.items() if session["state"] == "Open"}
+
+    def session_calls(self, method) -> int:
+        """How many ``method`` requests reached /sessions or one session."""
+        return sum(n for (verb, path), n in self.counts.items() if verb == method and path.startswith("/sessions"))
+
     def users_hits(self):
-        return self.calls[("GET", "/users")]
+        return self.counts[("GET", "/users")]
 
     def posts(self):
-        return self.calls[("POST", "/sessions")]
+        return self.counts[("POST", "/sessions")]

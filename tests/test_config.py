@@ -101,9 +101,9 @@ def test_init_app_leaves_the_hosts_session_and_request_limits_alone(tmp_path):
     from tvwidget import init_app
     from tvwidget.extensions import db
 
-    from .conftest import EMBED_SECRET, HOST_API_KEY, helpdesk, make_token
+    from .conftest import EMBED_SECRET, HOST_API_KEY, helpdesk_app, make_token
 
-    host = helpdesk(tmp_path, SECRET_KEY="the-host-s-own-secret-key-0123456789abcdef")
+    host = helpdesk_app(tmp_path, SECRET_KEY="the-host-s-own-secret-key-0123456789abcdef")
 
     @host.post("/attachments")
     def upload():

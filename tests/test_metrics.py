@@ -5,7 +5,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tvwidget import metrics
 
 from .conftest import HOST_API_KEY
-from .test_processes import Admin, Agent, _together, gunicorn, local_app, server_env, teamviewer  # noqa: F401
+from .processes import Admin, Agent, together
 
 AUTH = {"Authorization": f"Bearer {HOST_API_KEY}"}
 
@@ -31,16 +31,17 @@ def test_metrics_add_up_every_worker_after_real_plays(gunicorn, teamviewer, smtp
     assert requests.get(base + "/metrics", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
 
     agents = [Agent(base, ticket=f"M-{n}") for n in range(8)]
-    _together([(0, lambda agent=agent: agent.post("play")) for agent in agents])
+    together([(0, lambda agent=agent: agent.post("play")) for agent in agents])
     assert {agent.state() for agent in agents} == {"open"}
     codes = [agent.code() for agent in agents]
-    _together([(0, lambda agent=agent, code=code: agent.poll(code)) for agent, code in zip(agents, codes)] * 2)
-    _together([(0, lambda agent=agent: agent.post("stop")) for agent in agents])
+    polls = [(0, lambda agent=agent, code=code: agent.poll(code)) for agent, code in zip(agents, codes, strict=True)]
+    together(polls * 2)
+    together([(0, lambda agent=agent: agent.post("stop")) for agent in agents])
     assert {agent.state() for agent in agents} == {"idle"}
     assert smtp.wait_for(8, timeout=20) and len(smtp.messages) == 8
     Admin(base).revoke()
     refused = [Agent(base, ticket=f"R-{n}") for n in range(3)]
-    _together([(0, lambda agent=agent: agent.post("play")) for agent in refused])
+    together([(0, lambda agent=agent: agent.post("play")) for agent in refused])
 
     # Every scrape lands on some worker; each sees the same totals, whatever worker served each request.
     scrapes = [scrape(base) for _ in range(8)]
@@ -54,15 +55,15 @@ def test_metrics_add_up_every_worker_after_real_plays(gunicorn, teamviewer, smtp
     assert value(samples, "tvwidget_cases_total", event="expired") == 0
     assert value(samples, "tvwidget_plays_refused_total", cause="not_connected") == 3
     assert value(samples, "tvwidget_teamviewer_requests_total", endpoint="/sessions", method="POST", outcome="ok") \
-        == teamviewer.calls["POST"] == 8
+        == teamviewer.session_calls("POST") == 8
     assert value(samples, "tvwidget_teamviewer_requests_total", endpoint="/sessions/{code}", method="PUT",
-                 outcome="ok") == teamviewer.calls["PUT"] == 8
+                 outcome="ok") == teamviewer.session_calls("PUT") == 8
     assert value(samples, "tvwidget_teamviewer_request_seconds_count", endpoint="/sessions", method="POST") == 8
     # Each case's status was polled twice: one poll per case may ask TeamViewer, the others read the cache.
     hits = value(samples, "tvwidget_status_cache_total", result="hit")
     misses = value(samples, "tvwidget_status_cache_total", result="miss")
     assert hits + misses == 16
-    assert misses == teamviewer.calls["GET"] and 1 <= misses <= 8
+    assert misses == teamviewer.session_calls("GET") and 1 <= misses <= 8
     assert value(samples, "tvwidget_teamviewer_requests_total", endpoint="/sessions/{code}", method="GET",
                  outcome="ok") == misses
     assert value(samples, "tvwidget_invitations", status="sent") == 8
