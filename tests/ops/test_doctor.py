@@ -12,6 +12,7 @@ from tvwidget.extensions import db
 from tvwidget.ops import worker
 
 from ..conftest import EMBED_SECRET, HOST_API_KEY, SANDBOX_TOKEN, connect, free_port
+from ..helpers import admin_client, csrf
 
 # The newest migration, as the doctor must name it (read from the scripts, not written down here).
 HEAD = ScriptDirectory(str(Path(__file__).resolve().parents[2] / "migrations")).get_current_head()
@@ -159,25 +160,15 @@ def test_malformed_frame_ancestors_and_production_values(doctor_app):
     assert lines["TVWIDGET_TEAMVIEWER_API_URL"] == ["FAIL must use https in production."]
 
 
-def _admin(app):
-    from .conftest import make_token
-
-    client = app.test_client()
-    assert client.get("/embed/admin", query_string={"token": make_token(role="admin", ticket=None)}).status_code == 303
-    return client
-
-
 def test_the_health_page_asks_teamviewer_only_from_its_button(doctor_app):
     """GET shows the local checks; the button's POST (with the form's CSRF token) adds TeamViewer's answers."""
-    client = _admin(doctor_app(token="sandbox-noperm-token-0001"))  # valid, but without two permissions
+    client = admin_client(doctor_app(token="sandbox-noperm-token-0001"))  # valid, but without two permissions
     page = client.get("/embed/admin/health")
     assert page.status_code == 200
     assert 'id="tvwidget-health-teamviewer-checks"' not in page.text and "Account management" not in page.text
     assert 'data-tvwidget-action="ask-teamviewer"' in page.text
     assert "Everything is fine." in page.text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-
-    asked = client.post("/embed/admin/health", data={"csrf_token": csrf})
+    asked = client.post("/embed/admin/health", data={"csrf_token": csrf(page)})
     assert asked.status_code == 200
     teamviewer = asked.text.split('id="tvwidget-health-teamviewer-checks"')[1].split("</table>")[0]
     # Only TeamViewer knows these: the sandbox takes the token and refuses two of the three permissions.
