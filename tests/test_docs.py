@@ -72,3 +72,24 @@ def test_the_settings_check_notices_a_missing_row():
     assert undocumented({"ALPHA", "BETA"}, documentation) == {"BETA"}  # a longer name does not count
     source = 'x = setting("ALPHA")\ny = config.setting( \'BETA\', 15)\nz = settings()["GAMMA"]\n'
     assert set(SETTING_READ.findall(source)) == {"ALPHA", "BETA"}
+
+
+# A test file named in prose: tests/…/test_x.py (the django-helpdesk integration's are under its own folder).
+TEST_PATH = re.compile(r"\btests/[a-z0-9_/]+\.py\b")
+PROSE = [README, *DOCS, ROOT / "clients" / "python" / "README.md"]
+
+
+def missing_test_files(text: str, *roots: Path) -> set[str]:
+    """Return the ``tests/…py`` paths named in ``text`` that exist under none of ``roots``."""
+    return {path for path in TEST_PATH.findall(text) if not any((root / path).is_file() for root in roots)}
+
+
+@pytest.mark.parametrize("document", PROSE, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_test_file_the_docs_name_exists(document):
+    roots = (ROOT, ROOT / "integrations" / "django_helpdesk", ROOT / "clients" / "python")
+    assert missing_test_files(document.read_text("utf-8"), *roots) == set()
+
+
+def test_the_test_file_check_notices_a_moved_file():
+    assert missing_test_files("see tests/test_docs.py and tests/test_no_such_file.py", ROOT) == {
+        "tests/test_no_such_file.py"}
