@@ -124,7 +124,7 @@ def open_ticket(page, url: str, state: str):
 
 
 def stop_case(frame):
-    """Press stop; if the widget asks for a note and an outcome first (G3), confirm."""
+    """Press stop; if the widget asks for a note and an outcome first, confirm."""
     frame.locator(STOP).click()
     frame.locator(f'{WIDGET}[data-tvwidget-state="idle"], {CONFIRM_STOP}').first.wait_for()
     confirm = frame.locator(CONFIRM_STOP)

@@ -1,4 +1,4 @@
-"""Languages (F15): the shipped catalogs are complete, compiled and current; Japanese end to end."""
+"""Languages: the shipped catalogs are complete, compiled and current; Japanese end to end."""
 import io
 import re
 import subprocess
@@ -26,7 +26,7 @@ STRAY_PERCENT_RE = re.compile(r"%(?!\([a-z0-9_]+\)[sd]|%)")
 
 FIX = "run `make translations`, then translate the new entries in tvwidget/translations/ja/LC_MESSAGES/messages.po"
 
-# English term in a msgid -> the seed article's Japanese term its msgstr must use (SPEC Glossary).
+# English term in a msgid -> the seed article's Japanese term its msgstr must use (its glossary).
 GLOSSARY = {
     "service case": "サービスケース",
     "session code": "セッションコード",
@@ -78,7 +78,7 @@ def test_ja_translations_use_the_seed_glossary():
     missing = [(m.id, english, japanese) for m in _po("ja") if m.id
                for english, japanese in GLOSSARY.items()
                if english in PLACEHOLDER_RE.sub("", m.id).lower() and japanese not in m.string]
-    assert not missing, f"translations must use the seed article's terms (SPEC Glossary): {missing}"
+    assert not missing, f"translations must use the seed article's terms (the glossary): {missing}"
 
 
 def test_ja_invitation_addresses_the_requester_politely():

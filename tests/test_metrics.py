@@ -1,4 +1,4 @@
-"""``/metrics`` (O2): what happened across 4 gunicorn workers, behind the host API key, with no personal data."""
+"""``/metrics``: what happened across 4 gunicorn workers, behind the host API key, with no personal data."""
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 

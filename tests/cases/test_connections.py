@@ -1,4 +1,4 @@
-"""Real connection times (G2): TeamViewer's connection report, paged, late and incomplete, stored per case."""
+"""Real connection times: TeamViewer's connection report, paged, late and incomplete, stored per case."""
 import json
 from datetime import timedelta
 

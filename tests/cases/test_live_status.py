@@ -1,4 +1,4 @@
-"""Live case status (G1) against a TeamViewer double over HTTP: online, closed elsewhere, expired, rate limits,
+"""Live case status against a TeamViewer double over HTTP: online, closed elsewhere, expired, rate limits,
 and at most one TeamViewer call per case per cache window however many pollers."""
 import json
 import re

@@ -1,4 +1,4 @@
-"""Races across real gunicorn worker processes sharing one database (F3, F6, F7, F11, F13).
+"""Races across real gunicorn worker processes sharing one database.
 
 Each race ends in one consistent state: one comment per finished case, no
 TeamViewer session without a case, no case stuck in ``creating``, no error
@@ -121,7 +121,7 @@ def _expire_cases_for(app, seconds: float):
 
 
 def test_stop_races_expiry_by_status_polls_and_cron(gunicorn, teamviewer, local_app, server_env, tmp_path):
-    """Stops land before, during and after each case's expiry while status polls and cron expire it (F6, F7)."""
+    """Stops land before, during and after each case's expiry while status polls and cron expire it."""
     teamviewer.delays.update(POST=0.05, PUT=0.3)
     tickets = [f"E-{n}" for n in range(15)]
     offsets = [-0.2 + n * 0.15 for n in range(len(tickets))]  # each case's expiry, seconds after its stop is sent
@@ -174,7 +174,7 @@ def test_stop_races_expiry_by_status_polls_and_cron(gunicorn, teamviewer, local_
 
 
 def test_revoke_during_plays_is_all_or_nothing(gunicorn, teamviewer, local_app, tmp_path):
-    """An admin revokes TeamViewer while plays are in flight (F11): refused, or every play is refused."""
+    """An admin revokes TeamViewer while plays are in flight: refused, or every play is refused."""
     teamviewer.delays.update(POST=0.1, PUT=0.02)
     admin = Admin(gunicorn)
     tickets = ["R-0", "R-1", "R-2"]

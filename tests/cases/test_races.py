@@ -1,4 +1,4 @@
-"""One valid case per ticket, under concurrent presses and directly in the database (F3)."""
+"""One valid case per ticket, under concurrent presses and directly in the database."""
 import threading
 from datetime import timedelta
 

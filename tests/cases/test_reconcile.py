@@ -148,7 +148,7 @@ def test_reconcile_without_a_connection_says_so(app_factory):
 
 
 def test_an_adopted_case_keeps_whose_teamviewer_it_was_assigned_to(app, teamviewer_server):
-    """A play that died after TeamViewer assigned its case (G7): the adopted case names the assignee."""
+    """A play that died after TeamViewer assigned its case: the adopted case names the assignee."""
     with app.app_context():
         db.session.add(Ticket(id="A"))
         db.session.add(_case("A", CaseState.CREATING, "k-assigned"))

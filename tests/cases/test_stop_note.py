@@ -1,4 +1,4 @@
-"""Stop asks for a note and an outcome (G3); both reach the comment, the audit log and the case."""
+"""Stop asks for a note and an outcome; both reach the comment, the audit log and the case."""
 import json
 
 import sqlalchemy as sa

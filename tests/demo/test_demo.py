@@ -81,7 +81,7 @@ def test_demo_plays_mails_guards_and_stops_over_http(demo):
         assert 'data-tvwidget-field="supporter-link"' in played.text
         print("played:", code, customer_link)
         assert 'data-tvwidget-field="email-status" data-status="sent"' in played.text, played.text
-        # The demo's agent is in the sandbox's directory, so the case is assigned to their TeamViewer (G7).
+        # The demo's agent is in the sandbox's directory, so the case is assigned to their TeamViewer.
         assert 'data-tvwidget-field="assignee" data-userid="u2000001"' in played.text, played.text
 
         # The customer link really opens the sandbox's join page.
@@ -94,7 +94,7 @@ def test_demo_plays_mails_guards_and_stops_over_http(demo):
         assert "john.doe@example.com" in mail.text
         assert customer_link in html.unescape(mail.text), mail.text
 
-        # The helpdesk cannot close the ticket while the case is open (F8).
+        # The helpdesk cannot close the ticket while the case is open.
         status, message, _page = _close_ticket(host, host_base)
         print("close while open:", status, message)
         assert status == 409 and code in message, (status, message)

@@ -1,4 +1,4 @@
-"""The sandbox's company directory, assignment checks, shared groups and "connect as" (G7), over real HTTP."""
+"""The sandbox's company directory, assignment checks, shared groups and "connect as", over real HTTP."""
 import re
 import uuid
 

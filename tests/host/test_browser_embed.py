@@ -1,6 +1,6 @@
-"""The embed script (SPEC H1) in a real browser: launch by POST, auto-height, host events, origin discipline.
+"""The embed script in a real browser: launch by POST, auto-height, host events, origin discipline.
 
-A host page on ``http://localhost:<port>`` writes only the two lines of H1 (tvwidget's ``embed.js`` and a
+A host page on ``http://localhost:<port>`` writes only the two embedding lines (tvwidget's ``embed.js`` and a
 ``[data-tvwidget-embed]`` element with a launch token); tvwidget is served from ``http://127.0.0.1:<port>``,
 another *site*, in Debian's Chromium with third-party cookies blocked (the ``browser`` fixture).  TeamViewer
 is a sandbox of each test's own over HTTP (open sessions count against a sandbox's licence limit), or a
@@ -27,7 +27,7 @@ from ..live import serve
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = screenshot_dir()
-HEIGHT_WITHIN = 1.0  # s: H1's "within a second"
+HEIGHT_WITHIN = 1.0  # s: the embed script resizes "within a second"
 FRAME = "[data-tvwidget-embed] iframe"
 EVENTS = ("case-opened", "case-closed", "case-expired", "email-status", "token-needed")
 AGENTS = {

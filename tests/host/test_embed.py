@@ -1,4 +1,4 @@
-"""The embed script's server side (SPEC H1): how embed.js is served, which host origins the widget accepts,
+"""The embed script's server side: how embed.js is served, which host origins the widget accepts,
 and the events a response announces.  The browser side is tests/host/test_browser_embed.py."""
 import html
 import json

@@ -1,4 +1,4 @@
-"""The Python host kit (clients/python, SPEC H2) against a real tvwidget served over HTTP on loopback.
+"""The Python host kit (clients/python) against a real tvwidget served over HTTP on loopback.
 
 Nothing of tvwidget is mocked: the kit signs tokens that tvwidget's launch
 accepts, calls the host API of a running server, and verifies the webhook

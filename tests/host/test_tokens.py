@@ -1,4 +1,4 @@
-"""Launch tokens and the widget credential (host contract; RELIABILITY checklist 1-7, 11-12)."""
+"""Launch tokens and the widget credential (host contract; reliability checklist 1-7, 11-12)."""
 import base64
 import hashlib
 import json

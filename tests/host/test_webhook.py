@@ -1,4 +1,4 @@
-"""The host webhook (SPEC "Webhook"): signed events, delivered from a durable queue with retries, once each."""
+"""The host webhook (docs/host-contract.md): signed events, delivered from a durable queue with retries, once each."""
 import hashlib
 import hmac
 import json

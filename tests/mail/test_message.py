@@ -1,5 +1,5 @@
-"""The invitation email as it reaches a real SMTP server, and its lifecycle in the widget (F5, F9, G5;
-RELIABILITY decision 6, checklist 18-20)."""
+"""The invitation email as it reaches a real SMTP server, and its lifecycle in the widget (
+checklist 18-20)."""
 import email
 import json
 import os

@@ -1,4 +1,4 @@
-"""The invitation outbox against real SMTP faults (F5; RELIABILITY decision 10, checklist 21 and 22).
+"""The invitation outbox against real SMTP faults (reliability checklist 21 and 22).
 
 Every test talks to a real aiosmtpd server on 127.0.0.1 (or to a port where
 nothing listens, or to a socket that accepts and never answers).  The widget is

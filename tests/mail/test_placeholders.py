@@ -1,4 +1,4 @@
-"""The invitation template language (F9; RELIABILITY decision 5, checklist 16, 17, 19): rules and properties."""
+"""The invitation template language (reliability checklist 16, 17, 19): rules and properties."""
 import email
 import re
 from email import policy

@@ -1,4 +1,4 @@
-"""``tvwidget doctor`` (O3) against real parts: aiosmtpd, the TeamViewer sandbox over HTTP, a migrated database."""
+"""``tvwidget doctor`` against real parts: aiosmtpd, the TeamViewer sandbox over HTTP, a migrated database."""
 import re
 from pathlib import Path
 

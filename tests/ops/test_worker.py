@@ -1,4 +1,4 @@
-"""``tvwidget worker`` as real processes (O1): SMTP coming back, two copies, SIGTERM, the shared schedule."""
+"""``tvwidget worker`` as real processes: SMTP coming back, two copies, SIGTERM, the shared schedule."""
 import asyncio
 import email
 import os

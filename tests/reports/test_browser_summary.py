@@ -1,4 +1,4 @@
-"""The TeamViewer Sessions Summary in a real browser: filters update tables and charts over htmx (F10, G2, G3, G6).
+"""The TeamViewer Sessions Summary in a real browser: filters update tables and charts over htmx.
 
 Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright; no browser is downloaded.  The
 screenshots ``admin-report-en.png`` and ``admin-report-ja.png``, and ``admin-report-en-360.png`` and

@@ -1,4 +1,4 @@
-"""The report's connected time (G2) and outcome breakdown (G3): roll-ups, filters, JSON, CSV and the page."""
+"""The report's connected time and outcome breakdown: roll-ups, filters, JSON, CSV and the page."""
 import csv
 import io
 import itertools
@@ -222,7 +222,7 @@ def test_connected_time_is_summed_per_session_and_left_out_for_expired_cases(cli
 def test_the_outcome_breakdown_lists_every_outcome_and_counts_none_as_unknown(client, add_case):
     add_case(DAY, 10, outcome="resolved")
     add_case(DAY, 20, outcome="resolved")
-    add_case(DAY, 30, outcome=None)  # closed before G3, or by another tool
+    add_case(DAY, 30, outcome=None)  # closed before outcomes existed, or by another tool
     add_case(DAY, 40, outcome="unknown")
     add_case(DAY, state="expired")
     body = report(client)

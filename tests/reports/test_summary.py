@@ -1,4 +1,4 @@
-"""The TeamViewer Sessions Summary (F10, G6): figures, time zones, roll-ups, CSV, JSON and the admin page."""
+"""The TeamViewer Sessions Summary: figures, time zones, roll-ups, CSV, JSON and the admin page."""
 import csv
 import io
 import itertools
@@ -283,7 +283,7 @@ def test_the_json_has_the_spec_shape(client, add_case):
     body = report(client)
     assert {"total_sessions", "total_duration_seconds", "average_duration_seconds", "by_technician", "by_category",
             "by_type", "by_priority", "by_source"} <= set(body)
-    assert {"total_connected_seconds", "average_connected_seconds", "by_outcome"} <= set(body)  # G2, G3
+    assert {"total_connected_seconds", "average_connected_seconds", "by_outcome"} <= set(body)
     item_keys = {"value", "sessions", "total_duration_seconds", "average_duration_seconds",
                  "total_connected_seconds", "average_connected_seconds"}
     assert set(body["by_technician"][0]) == item_keys | {"name"}

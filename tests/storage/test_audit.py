@@ -1,4 +1,4 @@
-"""The audit log (F16): append-only, paginated, filterable, exportable, times in the admin's zone."""
+"""The audit log: append-only, paginated, filterable, exportable, times in the admin's zone."""
 import csv
 import datetime as dt
 import io

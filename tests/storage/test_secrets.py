@@ -1,4 +1,4 @@
-"""Secrets at rest and in logs (RELIABILITY decision 7, checklist 23-25): rotation, unreadable tokens, no leaks."""
+"""Secrets at rest and in logs (checklist 23-25): rotation, unreadable tokens, no leaks."""
 import json
 import logging
 import subprocess

@@ -1,4 +1,4 @@
-"""Per-agent TeamViewer identity (G7): the directory, every match, overrides, the assignment and its
+"""Per-agent TeamViewer identity: the directory, every match, overrides, the assignment and its
 fallback, sharing the group and "worked by", against a strict TeamViewer double over HTTP, on both engines."""
 import csv
 import io

@@ -1,4 +1,4 @@
-"""The directory under load: 24 simultaneous plays on 4 gunicorn workers fetch it once (G7)."""
+"""The directory under load: 24 simultaneous plays on 4 gunicorn workers fetch it once."""
 import pytest
 import sqlalchemy as sa
 

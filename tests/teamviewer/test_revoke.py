@@ -1,4 +1,4 @@
-"""Revoke app access and hand over (F11): refused while cases are active, clear errors afterwards."""
+"""Revoke app access and hand over: refused while cases are active, clear errors afterwards."""
 import datetime as dt
 import json
 import re

@@ -1,4 +1,4 @@
-"""The admin area: admin-only access, connect with live verification, secrets never shown (F1, F12)."""
+"""The admin area: admin-only access, connect with live verification, secrets never shown."""
 import datetime as dt
 import html
 import json
@@ -162,7 +162,7 @@ def test_post_without_csrf_token_changes_nothing(app, client):
     assert _nothing_saved(app)
 
 
-# -- connect (F1) ----------------------------------------------------------------------------------
+# -- connect ----------------------------------------------------------------------------------
 
 def test_connecting_verifies_the_token_and_shows_only_its_last_four(app, client, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)

@@ -1,4 +1,4 @@
-"""The invitation template editor (F9): form, validation, preview, save, reset, audit."""
+"""The invitation template editor: form, validation, preview, save, reset, audit."""
 import html
 import json
 import re

@@ -1,4 +1,4 @@
-"""The admin area in a real browser (F1, F11, F12, F16): connect ➜ revoke refused ➜ stop ➜ revoke ➜ reconnect.
+"""The admin area in a real browser: connect ➜ revoke refused ➜ stop ➜ revoke ➜ reconnect.
 
 Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright; no browser is downloaded.  tvwidget is
 served over HTTP with the TeamViewer sandbox behind it; the admin area opens top-level, as a host opens it,

@@ -1,4 +1,4 @@
-"""The Agents page (G7) in a real browser, English and Japanese: every match, an override, sharing, a 403
+"""The Agents page in a real browser, English and Japanese: every match, an override, sharing, a 403
 directory; and the widget naming whose TeamViewer the case is assigned to.  Screenshots go to
 conftest's ``screenshot_dir()`` (``admin-agents-*.png``, ``widget-assigned-*.png``)."""
 from datetime import timedelta

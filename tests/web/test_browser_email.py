@@ -1,4 +1,4 @@
-"""The invitation template editor and the email status in a real browser (F9, F5, G5).
+"""The invitation template editor and the email status in a real browser.
 
 Debian's Chromium (``/usr/bin/chromium``) through Playwright, as in ``test_browser_widget.py``; no browser is
 downloaded.  An admin edits the subject, previews and saves it; an agent then presses play in the widget,

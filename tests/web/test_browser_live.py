@@ -1,4 +1,4 @@
-"""Live status, stop with a note and an outcome, and the history, in a real browser (SPEC G1, G3, G4).
+"""Live status, stop with a note and an outcome, and the history, in a real browser.
 
 The agent's widget is framed cross-site by the fake helpdesk of ``test_browser_widget`` (its fixtures are reused)
 and talks over HTTP to a TeamViewer sandbox of its own, so nothing other tests left in the session-wide

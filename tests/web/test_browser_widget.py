@@ -1,5 +1,5 @@
-"""The widget in a real browser, framed cross-site by a fake helpdesk (SPEC F2-F8, host contract;
-RELIABILITY decisions 1-4, checklist 8, 9 and 15, facts V11/V12).
+"""The widget in a real browser, framed cross-site by a fake helpdesk (the host contract;
+reliability checklist 8, 9 and 15).
 
 Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright; no browser is downloaded.  The fake
 helpdesk is served on ``http://localhost:<port>`` and frames tvwidget from ``http://127.0.0.1:<port>``:
@@ -139,7 +139,7 @@ def test_lifecycle_in_a_cross_site_frame_without_third_party_cookies(helpdesk, s
     the widget's site (127.0.0.1), framed by the helpdesk (localhost), sets an ordinary
     ``SameSite=None; Secure`` cookie that is *not* stored, while the same response opened top-level is.
     The widget then runs its whole lifecycle and the browser holds no cookie at all for 127.0.0.1:
-    it needs no third-party cookie (RELIABILITY decisions 1-3).
+    it needs no third-party cookie ().
     """
     app = serve_widget()
     servers = contextlib.ExitStack()

@@ -1,4 +1,4 @@
-"""The widget lists the ticket's earlier service cases (G4): newest first, paginated, loaded lazily."""
+"""The widget lists the ticket's earlier service cases: newest first, paginated, loaded lazily."""
 import re
 
 

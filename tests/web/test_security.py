@@ -1,4 +1,4 @@
-"""Security headers on every route (SPEC "what users expect"; RELIABILITY checklist 9, 10, 33)."""
+"""Security headers on every route (reliability checklist 9, 10, 33)."""
 import os
 import re
 import subprocess
@@ -94,7 +94,7 @@ def parse_set_cookie(header: str) -> tuple[str, dict]:
 
 
 def assert_cookie_rules(header: str) -> None:
-    """RELIABILITY checklist 10, for one Set-Cookie header."""
+    """reliability checklist 10, for one Set-Cookie header."""
     name, attributes = parse_set_cookie(header)
     assert len(header.encode()) < 4096, header
     assert name.startswith("__Host-"), header
@@ -348,7 +348,7 @@ def _csp(response) -> dict:
 
 
 def assert_scan_headers(response, endpoint, https: bool, frameable: bool) -> None:
-    """RELIABILITY checklist 9 and 33 for one response (a passive scanner's rules)."""
+    """reliability checklist 9 and 33 for one response (a passive scanner's rules)."""
     label = (endpoint, response.status_code)
     csp = _csp(response)
     assert csp.get("object-src") == "'none'" and csp.get("base-uri") == "'none'", label

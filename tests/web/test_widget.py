@@ -1,4 +1,4 @@
-"""The widget end to end over the sandbox: play, details, email, stop, comment, guard (F2-F8)."""
+"""The widget end to end over the sandbox: play, details, email, stop, comment, guard ."""
 import email
 import json
 import re
@@ -311,7 +311,7 @@ def _assert_inert(hostile: Elements, benign: Elements, where: str) -> None:
         for name, value in attrs.items():
             assert not name.startswith("on"), where
             if name == "data-tvwidget-events":
-                # Not markup: JSON data for the host page (H1), whose strings it receives as event.detail
+                # Not markup: JSON data for the host page, whose strings it receives as event.detail
                 # (tvwidget's comment quotes the note). The widget's script only parses and posts it.
                 assert all(isinstance(item, str | None) for event in json.loads(value)
                            for item in event["detail"].values()), where
