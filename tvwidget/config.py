@@ -152,7 +152,6 @@ def defaults(instance_path: str) -> dict:
         "MAIL_DEFAULT_SENDER": None,
         # Flask-Mail would suppress sending whenever TESTING is on; tvwidget decides explicitly.
         "MAIL_SUPPRESS_SEND": False,
-        "MAIL_TIMEOUT": 10,
         "SMTP_TIMEOUT": 10,
         "BABEL_TRANSLATION_DIRECTORIES": "translations",
         "WTF_CSRF_ENABLED": True,

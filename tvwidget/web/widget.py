@@ -101,7 +101,7 @@ def status_fragment(case, tracking, now) -> Markup:
     """
     status = live.status_of(case, tracking, now)
     minutes_left = None if status.seconds_left is None else status.seconds_left // 60
-    key = (case.code, status.status, status.unavailable, minutes_left, setting("STATUS_POLL_SECONDS", 15))
+    key = (case.code, status.status, status.unavailable, minutes_left, setting("STATUS_POLL_SECONDS"))
     return _kept_render("tvwidget/_status.html", key, lambda: status_context(case, tracking, now))
 
 
