@@ -179,15 +179,21 @@ def test_the_view_reads_what_the_orm_reads(connected_app, client):
         view = ticket_view.view("T-1")
         case = db.session.get(ServiceCase, case_id)
         assert view.connected is True
-        for column in ServiceCase.__table__.columns:
-            assert getattr(view.case, column.key) == getattr(case, column.key), column.key
+        for key in ticket_view.CASE_SHOWN:
+            assert getattr(view.case, key) == getattr(case, key), key
         assert view.case.valid_until.tzinfo is not None and view.case.is_valid(utcnow())
-        for key in ("id", "recipient", "status", "attempts", "last_error", "next_attempt_at", "language"):
+        assert view.case.ended_at == case.ended_at
+        for key in ticket_view.EMAIL_SHOWN:
             assert getattr(view.email, key) == getattr(case.email, key), key
         assert view.case.email is view.email
         tracking = db.session.get(CaseTracking, case_id)
-        for column in CaseTracking.__table__.columns:
-            assert getattr(view.tracking, column.key) == getattr(tracking, column.key), column.key
+        for key in ticket_view.TRACKING_SHOWN:
+            assert getattr(view.tracking, key) == getattr(tracking, key), key
+        # What the widget does not show is not read, and never reads as None by mistake.
+        for snapshot, model in ((view.case, ServiceCase), (view.email, EmailMessage), (view.tracking, CaseTracking)):
+            assert set(vars(snapshot)) - {"email"} < set(model.__table__.columns.keys())
+        with pytest.raises(AttributeError):
+            view.case.note  # noqa: B018
         assert ticket_view.view("T-unknown") == ticket_view.View(True, None, None, None)
 
 

@@ -349,3 +349,61 @@ def test_14_the_htmx_configuration_forbids_eval_foreign_requests_and_history_cac
         assert config["selfRequestsOnly"] is True and config["allowEval"] is False
         assert config["allowScriptTags"] is False and config["historyCacheSize"] == 0
         assert not any(tag == "script" and "src" not in attrs for tag, attrs in Elements(page).tags)
+
+
+# --- the kept launch page (web/widget.py launch_page) ----------------------------------------------------
+
+_PER_LAUNCH = re.compile(r'("X-TVWidget-Credential": ")[A-Za-z0-9_.-]+"|("idempotency_key": ")[0-9a-f]{32}"')
+
+
+def _per_launch_values(html: str) -> list[str]:
+    return [match.group(0) for match in _PER_LAUNCH.finditer(html)]
+
+
+def _without_per_launch_values(html: str) -> str:
+    return _PER_LAUNCH.sub(lambda match: (match.group(1) or match.group(2)) + '…"', html)
+
+
+def _kept_and_fresh(app, launch, **claims) -> tuple[str, str]:
+    """Launch three times: the second comes from the kept page, the third is rendered afresh."""
+    first = launch(**claims)
+    kept = launch(**claims)
+    keys = [value for value in _per_launch_values(first.html) + _per_launch_values(kept.html) if "idempotency" in value]
+    assert len(set(keys)) == len(keys)  # a fresh idempotency key on every launch (the credential is fresh too,
+    # but two within one second sign the same data alike)
+    assert kept.client.get("/embed/widget/panel", headers={"X-TVWidget-Credential": kept.credential,
+                                                           "HX-Request": "true"}).status_code == 200
+    app.extensions.pop("tvwidget_fragments", None)
+    fresh = launch(**claims)
+    return kept.html, fresh.html
+
+
+def test_a_launch_from_the_kept_page_matches_a_fresh_render_with_its_own_credential(connected_app, launch):
+    with freeze_time("2026-11-24 00:59:50", tick=True) as frozen:
+        for claims in ({}, {"locale": "ja"}, {"role": "admin", "tz": "Asia/Tokyo"}):
+            kept, fresh = _kept_and_fresh(connected_app, launch, **claims)
+            assert _without_per_launch_values(kept) == _without_per_launch_values(fresh)
+            assert 'data-tvwidget-state="idle"' in kept and len(_per_launch_values(kept)) == 2
+        launch().play()
+        for claims in ({}, {"locale": "ja"}):
+            kept, fresh = _kept_and_fresh(connected_app, launch, **claims)
+            assert _without_per_launch_values(kept) == _without_per_launch_values(fresh)
+            assert 'data-tvwidget-state="open"' in kept and len(_per_launch_values(kept)) == 2
+        frozen.move_to("2026-11-25 01:00:01")
+        kept, fresh = _kept_and_fresh(connected_app, launch, locale="ja")
+        assert _without_per_launch_values(kept) == _without_per_launch_values(fresh)
+        assert 'data-tvwidget-state="expired"' in kept
+
+
+def test_the_kept_launch_page_follows_the_case_language_zone_role_and_ticket(app, launch):
+    assert "Ask an administrator" in launch().html and "Ask an administrator" in launch().html
+    assert "paste a TeamViewer script token" in launch(role="admin").html
+    connect(app)
+    assert launch().state() == "idle"
+    launch().play()
+    code = launch().field("session-code")
+    assert launch().state() == "open" and launch().field("session-code") == code
+    assert "セッションコード" in launch(locale="ja").html and "Session code" in launch().html
+    assert "Europe/Berlin" in launch(tz="Europe/Berlin").html and "Europe/Berlin" not in launch().html
+    other = launch(ticket=ticket_claim(id="T-2"))
+    assert other.state() == "idle" and 'data-tvwidget-ticket="T-2"' in other.html

@@ -48,12 +48,14 @@ _TRACKING = CaseTracking.__table__
 # Short aliases keep the statements short: psycopg caches the parsing of statements up to 4 kB only.
 _C, _E, _T, _S = (table.alias(name) for table, name in (
     (_CASE, "c"), (EmailMessage.__table__, "e"), (_TRACKING, "t"), (IntegrationSettings.__table__, "s")))
+# Only what the widget reads (web/widget.py, its templates, ``live_status.status_of`` and ``is_due``,
+# ``ServiceCase.is_valid`` and ``ended_at``), each part starting with its primary key: every column
+# fetched costs the driver and SQLAlchemy an object per view (measured in bench/RESULTS-i19.md).
 # The invitation's bodies stay in the database: the widget shows only where it went and how it fared.
-_EMAIL_SHOWN = [_E.c[key] for key in ("id", "case_id", "recipient", "language", "status", "attempts",
-                                      "last_error", "created_at", "sent_at", "next_attempt_at")]
-_CASE_KEYS = _CASE.columns.keys()
-_EMAIL_KEYS = [column.key for column in _EMAIL_SHOWN]
-_TRACKING_KEYS = _TRACKING.columns.keys()
+CASE_SHOWN = ("id", "ticket_id", "state", "code", "valid_until", "opened_at", "closed_at", "supporter_link",
+              "end_customer_link", "assigned_name", "assigned_userid")
+EMAIL_SHOWN = ("id", "recipient", "status", "last_error", "next_attempt_at")
+TRACKING_SHOWN = ("case_id", "status_checked_at", "remote_online", "status_error")
 
 
 def _view_select(ticket_id) -> sa.Select:
@@ -61,7 +63,9 @@ def _view_select(ticket_id) -> sa.Select:
     latest = (sa.select(_CASE.c.id).where(_CASE.c.ticket_id == ticket_id, _CASE.c.state != CaseState.FAILED)
               .order_by(_CASE.c.id.desc()).limit(1).scalar_subquery())
     one = sa.select(sa.literal(1).label("one")).subquery("one")
-    return (sa.select(_S.c.token_ciphertext.is_not(None), *_C.columns, *_EMAIL_SHOWN, *_T.columns)
+    shown = [part.c[key] for part, keys in ((_C, CASE_SHOWN), (_E, EMAIL_SHOWN), (_T, TRACKING_SHOWN))
+             for key in keys]
+    return (sa.select(_S.c.token_ciphertext.is_not(None), *shown)
             .select_from(one)
             .outerjoin(_S, _S.c.id == 1)
             .outerjoin(_C, _C.c.id == latest)
@@ -70,7 +74,7 @@ def _view_select(ticket_id) -> sa.Select:
 
 
 class CaseRow(SimpleNamespace):
-    """A service case as the hot path read it: its columns as attributes and the model's rules.
+    """A service case as the hot path read it: the columns it read as attributes, and the model's rules.
 
     A read-only snapshot, never attached to a session: building ORM instances
     cost more than the query that fetched them.
@@ -95,7 +99,7 @@ def _view(row: tuple, offset: int) -> View:
     connected = bool(row[offset])
     offset += 1
     parts = []
-    for snapshot, keys in ((CaseRow, _CASE_KEYS), (SimpleNamespace, _EMAIL_KEYS), (SimpleNamespace, _TRACKING_KEYS)):
+    for snapshot, keys in ((CaseRow, CASE_SHOWN), (SimpleNamespace, EMAIL_SHOWN), (SimpleNamespace, TRACKING_SHOWN)):
         values = row[offset:offset + len(keys)]
         offset += len(keys)
         # Each part starts with its primary key: None means the outer join found no row.

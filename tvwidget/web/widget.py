@@ -6,6 +6,7 @@ from anything else the browser sends.
 """
 import hashlib
 import re
+import secrets
 import uuid
 from pathlib import Path
 
@@ -117,6 +118,37 @@ def case_details_fragment(case, email, email_status: str, email_retrying: bool) 
            case.end_customer_link, email_status, email_retrying, shown_email)
     return _kept_render("tvwidget/_case_details.html", key, lambda: {
         "case": case, "email": email, "email_status": email_status, "email_retrying": email_retrying})
+
+
+# What differs on every launch of the same widget; the kept page holds these placeholders instead.
+_FILLS = {name: f"tvwidget-fill-{name.replace('_', '-')}-{secrets.token_hex(8)}"
+          for name in ("credential", "idempotency_key")}
+# What the fills may hold: characters that HTML escaping and |tojson leave as they are
+# (the credential is URL-safe base64 with dots, the idempotency key hex).
+_FILLABLE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def launch_page(context: dict) -> str:
+    """``widget.html`` for a launch, rendered once per thing it shows; this launch's credential and key filled in.
+
+    Nearly every view of a ticket shows the same widget as the last one, so
+    launches skip its render (measured in bench/RESULTS-i19.md).  A launch
+    shows no alert, event or form; the key is everything else the page reads
+    (with ``_kept_render``'s language, time zone and mount point), the kept
+    fragments included.
+    """
+    fills = {name: context[name] for name in _FILLS}
+    if context["alert"] or context["events"] or context["confirm_stop"] \
+            or not all(_FILLABLE.fullmatch(value) for value in fills.values()):
+        return render_page("tvwidget/widget.html", **context)
+    case = context["case"]
+    key = (context["state"], context["ticket_id"], context["host_origin"], context["agent"].is_admin,
+           None if case is None else (case.code, case.valid_until),
+           context.get("status_fragment"), context.get("case_details"))
+    page = str(_kept_render("tvwidget/widget.html", key, lambda: context | _FILLS))
+    for name, value in fills.items():
+        page = page.replace(_FILLS[name], value)
+    return page
 
 
 def email_status_of(email) -> str:
@@ -238,8 +270,7 @@ def launch():
     except LaunchError as exc:
         return _error_page(exc.message, exc.status, token_needed=True)
     g.tvwidget_agent = claims.agent
-    context = widget_context(claims.agent, claims.ticket.id, view)
-    page = render_page("tvwidget/widget.html", **context)
+    page = launch_page(widget_context(claims.agent, claims.ticket.id, view))
     return sweep_spent_tokens_after(make_response(page, 200, {"Vary": "HX-Request"}))
 
 
