@@ -17,7 +17,7 @@ on SQLite and PostgreSQL. Also counts TeamViewer calls during the run (none on l
 guard; the status poll's shared cache allows one per 15 s) and worker memory after 200 and
 after the whole run.
 
-    .venv/bin/python bench/widget.py [--db sqlite|postgresql|both] [--duration 8] [--rounds 3]
+    .venv/bin/python bench/widget.py [--db sqlite|postgresql|both] [--duration 8] [--rounds 3] [--paths launch,status]
 
 Needs wrk (Debian: apt-get install wrk) and, for PostgreSQL, a server at
 postgresql+psycopg://postgres@127.0.0.1:5432/ (a throw-away database is created).
@@ -247,19 +247,23 @@ def run(kind: str, args) -> list[dict]:
         rss_after_200 = workers_rss_kib(tv)
         calls_before = teamviewer.calls
         started = time.monotonic()
-        results = {name: [] for name in ("minimal", "launch", "status", "guard GET", "guard POST close")}
+        tv_base = f"http://127.0.0.1:{tv_port}"
+        measured = {
+            "minimal": lambda round_: wrk(f"http://127.0.0.1:{minimal_port}", minimal_paths, script, args.duration,
+                                          args.connections, args.threads),
+            "launch": lambda round_: wrk(tv_base, launch_paths[round_], script, args.duration, args.connections,
+                                         args.threads),
+            "status": lambda round_: wrk(tv_base, status_paths, script, args.duration, args.connections, args.threads,
+                                         auth=credential, auth_header="X-TVWidget-Credential"),
+            "guard GET": lambda round_: wrk(tv_base, guard_get, script, args.duration, args.connections, args.threads,
+                                            auth=auth),
+            "guard POST close": lambda round_: wrk(tv_base, guard_close, script, args.duration, args.connections,
+                                                   args.threads, method="POST", auth=auth),
+        }
+        results = {name: [] for name in measured if name == "minimal" or name in args.paths}
         for round_ in range(args.rounds):
-            results["minimal"].append(wrk(f"http://127.0.0.1:{minimal_port}", minimal_paths, script, args.duration,
-                                          args.connections, args.threads))
-            results["launch"].append(wrk(f"http://127.0.0.1:{tv_port}", launch_paths[round_], script, args.duration,
-                                         args.connections, args.threads))
-            results["status"].append(wrk(f"http://127.0.0.1:{tv_port}", status_paths, script, args.duration,
-                                         args.connections, args.threads, auth=credential,
-                                         auth_header="X-TVWidget-Credential"))
-            results["guard GET"].append(wrk(f"http://127.0.0.1:{tv_port}", guard_get, script, args.duration,
-                                            args.connections, args.threads, auth=auth))
-            results["guard POST close"].append(wrk(f"http://127.0.0.1:{tv_port}", guard_close, script, args.duration,
-                                                   args.connections, args.threads, method="POST", auth=auth))
+            for name in results:
+                results[name].append(measured[name](round_))
         served = sum(r["requests"] for name, rs in results.items() if name != "minimal" for r in rs)
         rss_after = workers_rss_kib(tv)
         elapsed = time.monotonic() - started
@@ -288,6 +292,9 @@ def run(kind: str, args) -> list[dict]:
     return rows
 
 
+PATHS = ["launch", "status", "guard GET", "guard POST close"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
@@ -295,6 +302,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--paths", type=lambda value: value.split(","), default=PATHS,
+                        help=f"comma-separated, of: {','.join(PATHS)} (default: all)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     rows = []

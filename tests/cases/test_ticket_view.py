@@ -71,19 +71,22 @@ def _open_case(app, ticket_id="T-1", **values):
         return case.id
 
 
-def test_a_widget_launch_makes_two_round_trips_three_for_a_changed_ticket(connected_app, client, round_trips):
+def test_a_widget_launch_makes_one_round_trip_on_postgresql_two_on_sqlite_one_more_for_a_changed_ticket(
+        connected_app, client, round_trips):
     client.get("/embed/widget", query_string={"token": make_token()})  # the ticket exists from here on
     _open_case(connected_app)
+    with connected_app.app_context():
+        expected = 1 if db.engine.dialect.name == "postgresql" else 2
     round_trips.reset()
     response = client.get("/embed/widget", query_string={"token": make_token()})
     assert response.status_code == 200 and 'data-tvwidget-state="open"' in response.text
-    # Spend, then read the view with the stored ticket, each statement its own transaction (no BEGIN
-    # or COMMIT sent on either engine).
-    assert round_trips.count() == 2
+    # Spend, then read the view with the stored ticket (PostgreSQL: in one statement), each statement
+    # its own transaction (no BEGIN or COMMIT sent on either engine).
+    assert round_trips.count() == expected
     round_trips.reset()
     changed = client.get("/embed/widget", query_string={"token": make_token(ticket=ticket_claim(priority="Low"))})
     assert changed.status_code == 200
-    assert round_trips.count() == 3  # and the changed ticket is written
+    assert round_trips.count() == expected + 1  # and the changed ticket is written
 
 
 def test_the_status_poll_makes_one_round_trip(connected_app, client, round_trips):

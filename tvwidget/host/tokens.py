@@ -189,8 +189,9 @@ def _spend_statement(dialect_name: str):
 
 
 # Built once per dialect, so a launch only binds its values instead of building an insert
-# (measured in bench/RESULTS-i19.md).
-_SPEND = {name: _spend_statement(name) for name in ("postgresql", "sqlite")}
+# (measured in bench/RESULTS-i19.md).  ``key`` and ``expires_at`` are its parameters; it returns
+# the key if it spent the token, no row if the token was spent already.
+SPEND = {name: _spend_statement(name) for name in ("postgresql", "sqlite")}
 
 
 def spend_launch_token(connection, claims: LaunchClaims) -> bool:
@@ -199,7 +200,7 @@ def spend_launch_token(connection, claims: LaunchClaims) -> bool:
     One statement, safe under concurrent launches: of two launches with one
     token, exactly one inserts its key.
     """
-    spent = connection.execute(_SPEND[db.engine.dialect.name],
+    spent = connection.execute(SPEND[db.engine.dialect.name],
                                {"key": claims.key, "expires_at": claims.expires_at}).scalar_one_or_none()
     return spent is not None
 
