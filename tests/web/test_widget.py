@@ -365,8 +365,9 @@ def _without_per_launch_values(html: str) -> str:
 
 
 def _kept_and_fresh(app, launch, **claims) -> tuple[str, str]:
-    """Launch three times: the second comes from the kept page, the third is rendered afresh."""
+    """Launch three times: the second (another agent) comes from the kept page, the third is rendered afresh."""
     first = launch(**claims)
+    claims |= {"sub": "agent-2", "name": "Kim <Other>", "email": "kim@helpdesk.example"}
     kept = launch(**claims)
     keys = [value for value in _per_launch_values(first.html) + _per_launch_values(kept.html) if "idempotency" in value]
     assert len(set(keys)) == len(keys)  # a fresh idempotency key on every launch (the credential is fresh too,
