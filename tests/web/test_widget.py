@@ -396,6 +396,26 @@ def test_a_launch_from_the_kept_page_matches_a_fresh_render_with_its_own_credent
         assert 'data-tvwidget-state="expired"' in kept
 
 
+def test_a_second_launch_of_the_same_widget_is_not_rendered_again(connected_app, launch):
+    from flask import template_rendered
+
+    rendered = []
+
+    def record(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    launch().play()
+    with template_rendered.connected_to(record, connected_app):
+        launch()
+        first = list(rendered)
+        rendered.clear()
+        launch(sub="agent-2", name="Kim")
+    assert "tvwidget/widget.html" in first and rendered == []
+    with template_rendered.connected_to(record, connected_app):
+        launch(locale="ja")
+    assert "tvwidget/widget.html" in rendered  # another language is another page
+
+
 def test_the_kept_launch_page_follows_the_case_language_zone_role_and_ticket(app, launch):
     assert "Ask an administrator" in launch().html and "Ask an administrator" in launch().html
     assert "paste a TeamViewer script token" in launch(role="admin").html

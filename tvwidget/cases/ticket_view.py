@@ -151,14 +151,15 @@ def launch(claims: LaunchClaims) -> View | None:
     ticket = claims.ticket
     with _connection() as connection:
         if connection.dialect.name == "postgresql":
-            row = tuple(connection.execute(_SPEND_VIEW_AND_TICKET, {
-                "ticket_id": ticket.id, "key": claims.key, "expires_at": claims.expires_at}).one())
-            spent, row = row[-1] is not None, row[:-1]
+            *row, spent = connection.execute(_SPEND_VIEW_AND_TICKET, {
+                "ticket_id": ticket.id, "key": claims.key, "expires_at": claims.expires_at}).one()
+            if spent is None:
+                return None
         else:
-            spent = spend_launch_token(connection, claims)
-            row = spent and tuple(connection.execute(_VIEW_AND_TICKET, {"ticket_id": ticket.id}).one())
-        if not spent:
-            return None
+            if not spend_launch_token(connection, claims):
+                return None
+            row = connection.execute(_VIEW_AND_TICKET, {"ticket_id": ticket.id}).one()
+        row = tuple(row)
         if row[-len(_TICKET_KEPT):] != tuple(getattr(ticket, key) for key in _TICKET_KEPT):
             save_ticket(ticket, connection)
     return _view(row, 0)
